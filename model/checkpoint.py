@@ -1,0 +1,192 @@
+"""Checkpoint files: naming, atomic saving, safe loading, fallback to the last good one, pruning.
+
+A checkpoint is one dict of tensors and plain values (never pickled modules), loaded with
+`torch.load(weights_only=True)`, so a file that tries to run code on load is refused.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from model.fsutil import atomic_open, remove_stale_temp_files
+
+FORMAT = "dcgan-faces-checkpoint/1"
+_NAME = re.compile(r"^epoch-(\d{4,})(?:-b(\d{6,}))?\.pt$")
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(Exception):
+    """A file is not a usable checkpoint (truncated, corrupt, foreign or unsafe)."""
+
+
+@dataclass(frozen=True, order=True)
+class CheckpointRef:
+    """Where a checkpoint sits in training: `epoch` completed epochs plus `batch` batches of
+    the next one (0 for an end-of-epoch checkpoint)."""
+    epoch: int
+    batch: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def checkpoint_name(epoch: int, batch: int = 0) -> str:
+    return f"epoch-{epoch:04d}.pt" if batch == 0 else f"epoch-{epoch:04d}-b{batch:06d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[CheckpointRef]:
+    """Checkpoints in `folder`, oldest first (by training position, not by file time)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    refs = []
+    for p in folder.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_file():
+            refs.append(CheckpointRef(int(m.group(1)), int(m.group(2) or 0), p))
+    return sorted(refs)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write atomically: temp file in the same folder, fsync, rename, fsync the folder."""
+    state = {"format": FORMAT, **state}
+    with atomic_open(Path(path)) as f:
+        torch.save(state, f)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and sanity-check one checkpoint; raise CheckpointError saying what is wrong."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # torch raises several types for truncated/corrupt/unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path.name}: not a loadable checkpoint ({first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name}: not a dcgan-faces checkpoint")
+    for key in ("generator", "config", "epoch", "step"):
+        if key not in state:
+            raise CheckpointError(f"{path.name}: checkpoint lacks '{key}'")
+    return state
+
+
+def load_latest(folder: Path, map_location: str | torch.device = "cpu"
+                ) -> tuple[CheckpointRef | None, dict[str, Any] | None, list[str]]:
+    """The newest checkpoint that loads, with the problems met on the way.
+
+    A truncated or corrupt newest file is reported and the one before it is used, so a crash
+    while writing (or a bad disk block) costs at most one epoch.
+    """
+    problems: list[str] = []
+    for ref in reversed(list_checkpoints(folder)):
+        try:
+            return ref, load_checkpoint(ref.path, map_location), problems
+        except CheckpointError as exc:
+            log.warning("skipping checkpoint: %s", exc)
+            problems.append(str(exc))
+    return None, None, problems
+
+
+def prune_checkpoints(folder: Path, keep_last: int, keep_epochs: Iterable[int]) -> list[Path]:
+    """Delete all but the newest `keep_last` checkpoints and the end-of-epoch ones in `keep_epochs`."""
+    keep_epochs = set(keep_epochs)
+    refs = list_checkpoints(folder)
+    removed = []
+    for ref in refs[:-keep_last] if keep_last > 0 else refs:
+        if ref.batch == 0 and ref.epoch in keep_epochs:
+            continue
+        ref.path.unlink(missing_ok=True)
+        removed.append(ref.path)
+    return removed
+
+
+def clean_checkpoint_folder(folder: Path) -> list[Path]:
+    """Remove temp files a killed writer left behind (call before training starts)."""
+    return remove_stale_temp_files(Path(folder))
+
+
+class CheckpointWriter:
+    """Saves checkpoints on a background thread so the GPU keeps training while the disk works.
+
+    At most one write is in flight; `submit` and `close` wait for the previous one and re-raise
+    its error (disk full, say), so a failed save is never silently lost.
+    """
+
+    def __init__(self, folder: Path, keep_last: int, keep_epochs: Iterable[int]) -> None:
+        self.folder = Path(folder)
+        self.keep_last = keep_last
+        self.keep_epochs = set(keep_epochs)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.last_written: Path | None = None
+
+    def _write(self, state: dict[str, Any], path: Path) -> None:
+        try:
+            save_checkpoint(state, path)
+            self.last_written = path
+            prune_checkpoints(self.folder, self.keep_last, self.keep_epochs)
+        except BaseException as exc:  # re-raised in the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, state: dict[str, Any], epoch: int, batch: int = 0, block: bool = False) -> Path:
+        """Queue `state` (already copied off the training tensors) as checkpoint (epoch, batch)."""
+        self.wait()
+        path = self.folder / checkpoint_name(epoch, batch)
+        self._thread = threading.Thread(target=self._write, args=(state, path),
+                                        name="checkpoint-writer", daemon=True)
+        self._thread.start()
+        if block:
+            self.wait()
+        return path
+
+    def close(self) -> None:
+        self.wait()
+
+
+def cpu_copy(obj: Any) -> Any:
+    """Deep copy of nested dicts/lists of tensors onto the CPU, detached from training."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+def load_epoch(folder: Path, epoch: int | None = None, map_location: str | torch.device = "cpu"
+               ) -> tuple[CheckpointRef, dict[str, Any]]:
+    """The end-of-epoch checkpoint for `epoch`, or the newest loadable one when epoch is None."""
+    refs = list_checkpoints(folder)
+    if not refs:
+        raise CheckpointError(f"no checkpoints in {folder}; train first")
+    if epoch is None:
+        ref, state, problems = load_latest(folder, map_location)
+        if ref is None:
+            raise CheckpointError(f"no loadable checkpoint in {folder} ({'; '.join(problems)})")
+        return ref, state
+    for ref in refs:
+        if ref.epoch == epoch and ref.batch == 0:
+            return ref, load_checkpoint(ref.path, map_location)
+    have = sorted({r.epoch for r in refs if r.batch == 0})
+    raise CheckpointError(f"no checkpoint for epoch {epoch} in {folder}; available: "
+                          f"{', '.join(map(str, have)) or 'none'}")

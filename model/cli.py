@@ -1,0 +1,201 @@
+"""`python -m model {train,generate,synth}`: a thin command line over the library functions."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from model.config import ConfigError, TrainConfig, field_kind
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags stay None so a resume keeps stored values."""
+    group = parser.add_argument_group("training config (defaults are the seed's)")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        kind = field_kind(f.name)
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if kind is tuple else default
+        help_text = f"{f.metadata['help']} (default {shown})"
+        if kind is bool:
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        else:
+            group.add_argument(_flag(f.name), type=_int_list if kind is tuple else kind, default=None,
+                               metavar="N,N,..." if kind is tuple else f.name.upper(), help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name) is not None}
+    return dataclasses.replace(base, **given)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m model", description="Train a DCGAN on faces and sample from it.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a new run, or resume/extend an existing one",
+                       description="Train into RUN_DIR; running it again on RUN_DIR resumes after the "
+                                   "last checkpoint (a larger --epochs extends the job).")
+    t.add_argument("--data", type=Path, help="image folder (ImageFolder layout or flat); "
+                                             "optional when resuming")
+    t.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--cache-dir", type=Path, help="where decoded datasets are cached "
+                                                  "(default $DCGAN_CACHE_DIR or ~/.cache/dcgan-faces)")
+    add_config_flags(t)
+
+    g = sub.add_parser("generate", help="render a grid of faces from a run's checkpoint")
+    g.add_argument("--run", type=Path, required=True, metavar="RUN_DIR")
+    g.add_argument("--epoch", type=int, help="checkpoint epoch (default: newest)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--n", type=int, default=64, help="images (1..1024)")
+    g.add_argument("--nrow", type=int, default=8, help="images per row")
+    g.add_argument("--best-of", type=int, help="draw this many candidates, keep the n that D likes best")
+    g.add_argument("--truncation", type=float, help="redraw noise components beyond +-P (P > 0)")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--out", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+
+    s = sub.add_parser("synth", help="write a procedural anime-face dataset (for demos and tests)")
+    s.add_argument("--out", type=Path, required=True, help="dataset folder (ImageFolder layout)")
+    s.add_argument("--count", type=int, default=2048)
+    s.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.rundir import RunDir
+    from model.train import train
+
+    stored = RunDir(args.out).read_config()
+    base = TrainConfig.from_dict(stored["train"]) if stored else TrainConfig()
+    cfg = config_from_args(args, base)
+    if stored is None and args.data is None:
+        raise ConfigError(f"{args.out} holds no run yet; give --data DIR to start one")
+    bars: dict[str, Any] = {}
+
+    def progress(info: dict[str, Any]) -> None:
+        phase = info.get("phase")
+        if phase == "data" and "files" in info:
+            bar = bars.setdefault("data", tqdm(total=info["files"], desc="decoding", unit="img"))
+            bar.update(info["decoded"] - bar.n)
+        elif phase == "train":
+            if "epochs" not in bars:
+                if "data" in bars:
+                    bars.pop("data").close()
+                bars["epochs"] = tqdm(total=info["epochs"], desc="epochs", unit="ep", position=0)
+                bars["batches"] = tqdm(total=info["batches_per_epoch"], desc="batches", unit="b",
+                                       position=1, leave=False)
+            ep, bt = bars["epochs"], bars["batches"]
+            done = info["epoch"] if info.get("kind") == "epoch" else info["epoch"] - 1
+            ep.update(done - ep.n)
+            bt.update((info["batches_per_epoch"] if info.get("kind") == "epoch" else info["batch"]) - bt.n)
+            if info.get("kind") == "epoch":
+                bt.reset()
+            ep.set_postfix(loss_d=info.get("loss_d"), loss_g=info.get("loss_g"),
+                           img_s=info.get("images_per_sec"))
+        elif phase == "warning":
+            tqdm.write(f"warning: {info['message']}")
+
+    # First Ctrl-C: checkpoint and stop after the current batch. Second: stop at once.
+    interrupted = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        tqdm.write("stopping after this batch (Ctrl-C again to abort without a checkpoint)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = train(cfg, args.out, progress, lambda: bool(interrupted), data_dir=args.data,
+                       device=args.device, cache_dir=args.cache_dir)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for bar in bars.values():
+            bar.close()
+    print(f"{args.out}: {result.epoch}/{cfg.epochs} epochs, {result.step} steps, "
+          f"{result.data['images']} images ({result.data['skipped']} skipped); "
+          f"checkpoint {result.checkpoint}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from model.checkpoint import load_epoch
+    from model.imageio import encode_image, grid_rgb
+    from model.rundir import RunDir
+    from model.sampling import best_of, generate, networks_from_checkpoint
+    from model.train import resolve_device
+
+    fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(args.out.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"--out must end in .png, .jpg or .webp, got {args.out.name!r}")
+    if not 1 <= args.n <= 1024:
+        raise ConfigError("--n must be between 1 and 1024")
+    if args.truncation is not None and not args.truncation > 0:
+        raise ConfigError("--truncation must be > 0")
+    if args.best_of is not None and not args.n <= args.best_of <= 65536:
+        raise ConfigError("--best-of must be at least --n and at most 65536")
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError("--seed must be in 0..4294967295")
+    if RunDir(args.run).read_config() is None:
+        raise ConfigError(f"{args.run} is not a run directory (no config.json)")
+    ref, state = load_epoch(RunDir(args.run).checkpoints, args.epoch)
+    g, d = networks_from_checkpoint(state, resolve_device(args.device), with_discriminator=bool(args.best_of))
+    if args.best_of:
+        images = best_of(g, d, args.seed, args.n, args.best_of, args.truncation)
+    else:
+        images = generate(g, args.seed, args.n, args.truncation)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(encode_image(grid_rgb(images, nrow=args.nrow), fmt))
+    print(f"{args.out}: {args.n} faces, seed {args.seed}, from {ref.path}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from model.synth import write_dataset
+
+    if not 1 <= args.count <= 1_000_000:
+        raise ConfigError("--count must be between 1 and 1000000")
+    n = write_dataset(args.out, args.count, seed=args.seed)
+    print(f"{args.out}: {n} synthetic faces")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from model.checkpoint import CheckpointError
+    from model.data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _cmd_train, "generate": _cmd_generate, "synth": _cmd_synth}[args.command](args)
+    except (ConfigError, DataError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

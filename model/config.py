@@ -1,0 +1,151 @@
+"""TrainConfig: the one place the seed's hyper-parameters and their bounds are written down.
+
+The CLI flags and the API's request model are both generated from the fields below, so a
+default or a limit changes here and nowhere else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Epochs at which the fixed-noise grid is rendered in the seed write-up.
+SEED_SNAPSHOT_EPOCHS = (1, 5, 10, 20, 50, 100, 200)
+
+
+class ConfigError(ValueError):
+    """A configuration a user asked for cannot be used; the message says which field and why."""
+
+
+def _field(default: Any, help: str, ge: float | None = None, le: float | None = None,
+           gt: float | None = None) -> Any:
+    meta = {"help": help, "ge": ge, "le": le, "gt": gt}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Side of the square training images; the seed's layer stack produces exactly 96x96.
+    image_size: int = _field(96, "side of the square training images (the seed's nets make 96)", ge=96, le=96)
+    # nz: length of the noise vector fed to the generator.
+    nz: int = _field(100, "noise vector length (nz)", ge=1, le=1024)
+    # ngf: generator feature maps in its last hidden layer (8*ngf in its first).
+    ngf: int = _field(64, "generator width (ngf)", ge=4, le=256)
+    # ndf: discriminator feature maps in its first layer (8*ndf in its last).
+    ndf: int = _field(64, "discriminator width (ndf)", ge=4, le=256)
+    # Full passes over the dataset.
+    epochs: int = _field(200, "training epochs", ge=1, le=100_000)
+    # Images per batch; the last incomplete batch of an epoch is dropped, as in the seed.
+    batch_size: int = _field(256, "images per batch (last partial batch dropped)", ge=2, le=4096)
+    # Adam learning rate, both networks.
+    lr: float = _field(2e-4, "Adam learning rate for both networks", gt=0, le=1.0)
+    # Adam beta1 (momentum), both networks; DCGAN's 0.5 instead of Adam's 0.9.
+    beta1: float = _field(0.5, "Adam beta1", ge=0, le=0.9999)
+    # Adam beta2, both networks.
+    beta2: float = _field(0.999, "Adam beta2", ge=0, le=0.99999)
+    # Train the discriminator on every d_every-th batch of an epoch (batch index % d_every == 0).
+    d_every: int = _field(1, "train D every this many batches", ge=1, le=1000)
+    # Train the generator on every g_every-th batch of an epoch.
+    g_every: int = _field(5, "train G every this many batches", ge=1, le=1000)
+    # Completed epochs (1-based) at which the fixed-noise grid is saved; the last epoch always is.
+    snapshot_epochs: tuple[int, ...] = _field(SEED_SNAPSHOT_EPOCHS, "epochs that get a fixed-noise grid")
+    # Seeds the weights, the fixed noise, the data order and the training noise.
+    seed: int = _field(0, "random seed of the job", ge=0, le=2**32 - 1)
+    # Images in the fixed-noise grid.
+    grid_images: int = _field(64, "fixed-noise images in each snapshot grid", ge=1, le=256)
+    # Images per row of that grid.
+    grid_nrow: int = _field(8, "images per row of the snapshot grid", ge=1, le=64)
+    # Decay of the exponential moving average of G's weights; 0 turns it off.
+    # Off by default: see BENCHMARKS.md ("EMA"), it did not improve SWD at the seed's G schedule.
+    ema_decay: float = _field(0.0, "EMA decay of generator weights (0 = off)", ge=0, le=0.99999)
+    # Training steps between two metrics lines (losses are read from the device only then).
+    log_every: int = _field(50, "batches between metrics lines", ge=1, le=100_000)
+    # Images per side (real and generated) in the sliced Wasserstein distance at snapshot epochs; 0 = off.
+    swd_images: int = _field(512, "images per side for the SWD quality metric (0 = off)", ge=0, le=16384)
+    # Use bfloat16 autocast on CUDA (ignored on CPU, where it is slower).
+    amp: bool = _field(True, "bf16 autocast on CUDA")
+    # torch.compile the two networks on CUDA.
+    compile: bool = _field(False, "torch.compile the networks on CUDA")
+    # Ask PyTorch for deterministic kernels (bit-exact reruns on CUDA, somewhat slower).
+    deterministic: bool = _field(False, "deterministic kernels")
+    # Use at most this many images of the dataset (0 = all); handy for demos.
+    max_images: int = _field(0, "use at most this many images (0 = all)", ge=0, le=10_000_000)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "snapshot_epochs", tuple(int(e) for e in self.snapshot_epochs))
+        self.validate()
+
+    # -- checks -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            kind = _kind(f)
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{f.name} must be true or false, got {value!r}")
+                continue
+            if kind in (int, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                        kind is int and not isinstance(value, int)):
+                    raise ConfigError(f"{f.name} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+                if value != value:
+                    raise ConfigError(f"{f.name} must be a number, got NaN")
+                if meta.get("ge") is not None and value < meta["ge"]:
+                    raise ConfigError(f"{f.name} must be >= {meta['ge']}, got {value}")
+                if meta.get("gt") is not None and value <= meta["gt"]:
+                    raise ConfigError(f"{f.name} must be > {meta['gt']}, got {value}")
+                if meta.get("le") is not None and value > meta["le"]:
+                    raise ConfigError(f"{f.name} must be <= {meta['le']}, got {value}")
+        if not self.snapshot_epochs or len(self.snapshot_epochs) > 1000:
+            raise ConfigError("snapshot_epochs must list between 1 and 1000 epochs")
+        if any(e < 1 for e in self.snapshot_epochs):
+            raise ConfigError("snapshot_epochs are completed epochs and start at 1")
+
+    # -- derived ----------------------------------------------------------------------------
+    def effective_snapshot_epochs(self) -> tuple[int, ...]:
+        """Snapshot epochs that will happen: those within `epochs`, plus the last epoch."""
+        return tuple(sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs}))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["snapshot_epochs"] = list(self.snapshot_epochs)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def resume_conflicts(self, stored: "TrainConfig") -> list[str]:
+        """Fields that differ from a run's stored config, other than a grown `epochs`."""
+        diffs = [f.name for f in dataclasses.fields(self)
+                 if f.name != "epochs" and getattr(self, f.name) != getattr(stored, f.name)]
+        if self.epochs < stored.epochs:
+            diffs.append("epochs")
+        return diffs
+
+
+def _kind(f: dataclasses.Field) -> type:
+    """The scalar type of a field (its annotation is a string under postponed evaluation)."""
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if ann.startswith("tuple"):
+        return tuple
+    return {"int": int, "float": float, "bool": bool}[ann]
+
+
+def field_kind(name: str) -> type:
+    """Public accessor used by the CLI and the API to build their parsers from TrainConfig."""
+    return _kind(next(f for f in dataclasses.fields(TrainConfig) if f.name == name))

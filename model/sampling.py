@@ -1,0 +1,129 @@
+"""Seeded sampling from a trained generator: plain, truncated, best-of-K, interpolated.
+
+Image i of seed s is drawn from its own CPU random generator seeded with (s, i), so it is the
+same face on any device and in any batch: image 0 of n=64 is the face n=1 shows. The generator
+runs in eval mode (BatchNorm running statistics), so batch-mates do not change a face.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.config import TrainConfig
+from model.networks import Discriminator, Generator
+
+MAX_INDEX = 1 << 24  # images per seed; (seed << 24 | index) must fit the 64-bit generator seed
+CHUNK = 64  # images per forward pass
+
+
+def sample_noise(seed: int, indices: Sequence[int], nz: int, truncation: float | None = None
+                 ) -> torch.Tensor:
+    """(len(indices), nz, 1, 1) float32 noise; row k depends only on (seed, indices[k]).
+
+    With `truncation` psi, components beyond +-psi are redrawn from the normal truncated to
+    [-psi, psi] (by inverse CDF, so it takes one draw), and components within it keep their values:
+    the face stays recognisably the same one, pulled towards the average.
+    """
+    if not 0 <= seed < 2**32:
+        raise ValueError("seed must be in 0..2^32-1")
+    out = torch.empty(len(indices), nz)
+    gen = torch.Generator()
+    for row, i in enumerate(indices):
+        if not 0 <= i < MAX_INDEX:
+            raise ValueError(f"image index must be in 0..{MAX_INDEX - 1}")
+        gen.manual_seed((seed << 24) | i)
+        z = torch.randn(nz, generator=gen)
+        if truncation is not None:
+            u = torch.rand(nz, generator=gen, dtype=torch.float64)
+            lo = torch.special.ndtr(torch.tensor(-float(truncation), dtype=torch.float64))
+            redrawn = torch.special.ndtri(lo + u * (1 - 2 * lo)).float()
+            z = torch.where(z.abs() > truncation, redrawn, z)
+        out[row] = z
+    return out.view(len(indices), nz, 1, 1)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two noise vectors (linear when they are parallel)."""
+    af, bf = a.flatten().double(), b.flatten().double()
+    cos = torch.dot(af, bf) / (af.norm() * bf.norm())
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return ((1 - t) * a.double() + t * b.double()).to(a.dtype)
+    so = torch.sin(omega)
+    return ((torch.sin((1 - t) * omega) / so) * a.double()
+            + (torch.sin(t * omega) / so) * b.double()).to(a.dtype)
+
+
+@torch.no_grad()
+def run_generator(g: Generator, noise: torch.Tensor, device: torch.device | str | None = None
+                  ) -> torch.Tensor:
+    """Images in [-1, 1] on the CPU, computed CHUNK at a time. On CUDA every pass has exactly
+    CHUNK rows (the last one padded), so kernel choice, and with it the bits of a face, never
+    depends on how many images were asked for."""
+    device = torch.device(device) if device is not None else next(g.parameters()).device
+    outs = []
+    for start in range(0, noise.shape[0], CHUNK):
+        z = noise[start:start + CHUNK]
+        k = z.shape[0]
+        if device.type == "cuda" and k < CHUNK:
+            z = torch.cat([z, z.new_zeros(CHUNK - k, *z.shape[1:])])
+        outs.append(g(z.to(device, non_blocking=True))[:k].float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0, 3, 96, 96)
+
+
+def generate(g: Generator, seed: int, n: int, truncation: float | None = None) -> torch.Tensor:
+    """n images of `seed` (indices 0..n-1)."""
+    return run_generator(g, sample_noise(seed, range(n), g.nz, truncation))
+
+
+@torch.no_grad()
+def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
+            truncation: float | None = None) -> torch.Tensor:
+    """The n of `candidates` images (indices 0..candidates-1 of `seed`) that D scores highest,
+    best first. Works CHUNK candidates at a time and keeps only scores, so memory does not grow
+    with `candidates`; the winners are regenerated at the end."""
+    if candidates < n:
+        raise ValueError("best_of must be at least n")
+    device = next(g.parameters()).device
+    scores = torch.empty(candidates)
+    for start in range(0, candidates, CHUNK):
+        idx = range(start, min(start + CHUNK, candidates))
+        imgs = run_generator(g, sample_noise(seed, idx, g.nz, truncation))
+        scores[start:start + len(idx)] = d(imgs.to(device)).float().cpu()
+    # Stable sort: equal scores keep index order, so ties break the same way every time.
+    winners = torch.sort(-scores, stable=True).indices[:n].tolist()
+    return run_generator(g, sample_noise(seed, winners, g.nz, truncation))
+
+
+def interpolate(g: Generator, seed_a: int, seed_b: int, steps: int,
+                truncation: float | None = None) -> torch.Tensor:
+    """`steps` images walking from image 0 of seed_a to image 0 of seed_b along the sphere."""
+    a = sample_noise(seed_a, [0], g.nz, truncation)[0]
+    b = sample_noise(seed_b, [0], g.nz, truncation)[0]
+    ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
+    return run_generator(g, torch.stack([slerp(a, b, t) for t in ts]))
+
+
+def networks_from_checkpoint(state: dict[str, Any], device: torch.device | str = "cpu",
+                             with_discriminator: bool = False
+                             ) -> tuple[Generator, Discriminator | None]:
+    """Eval-mode networks from a loaded checkpoint; G uses the EMA weights when the job kept them."""
+    cfg = TrainConfig.from_dict(state["config"])
+    g = Generator(cfg.nz, cfg.ngf)
+    g.load_state_dict(state.get("generator_ema") or state["generator"])
+    g.to(device).eval().requires_grad_(False)
+    d = None
+    if with_discriminator and state.get("discriminator") is not None:
+        d = Discriminator(cfg.ndf)
+        d.load_state_dict(state["discriminator"])
+        d.to(device).eval().requires_grad_(False)
+    return g, d
+
+
+def load_networks(path, device: torch.device | str = "cpu", with_discriminator: bool = True
+                  ) -> tuple[Generator, Discriminator | None, dict[str, Any]]:
+    state = load_checkpoint(path, map_location="cpu")
+    g, d = networks_from_checkpoint(state, device, with_discriminator)
+    return g, d, state

@@ -1,0 +1,98 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from model import checkpoint as ckpt
+from model.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from model.train import train
+from tests.helpers import tiny_config
+
+
+def minimal_state(epoch):
+    return {"config": tiny_config().to_dict(), "epoch": epoch, "batch": 0, "step": epoch * 6,
+            "generator": {"w": torch.full((3,), float(epoch))}}
+
+
+def test_save_then_load_round_trips(tmp_path):
+    save_checkpoint(minimal_state(1), tmp_path / "epoch-0001.pt")
+    state = load_checkpoint(tmp_path / "epoch-0001.pt")
+    assert state["epoch"] == 1 and torch.equal(state["generator"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0001.pt"]  # no temp file left
+
+
+def test_a_crash_while_writing_leaves_no_partial_file_under_a_final_name(tmp_path, monkeypatch):
+    save_checkpoint(minimal_state(1), tmp_path / "epoch-0001.pt")
+
+    def dying_save(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(minimal_state(2), tmp_path / "epoch-0002.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0001.pt"]
+    assert load_checkpoint(tmp_path / "epoch-0001.pt")["epoch"] == 1
+
+
+def test_stale_temp_files_are_cleaned(tmp_path):
+    (tmp_path / ".epoch-0003.pt.tmp-abc").write_bytes(b"junk")
+    save_checkpoint(minimal_state(2), tmp_path / "epoch-0002.pt")
+    ckpt.clean_checkpoint_folder(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0002.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip", "garbage"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
+    save_checkpoint(minimal_state(1), tmp_path / "epoch-0001.pt")
+    save_checkpoint(minimal_state(2), tmp_path / "epoch-0002.pt")
+    newest = tmp_path / "epoch-0002.pt"
+    raw = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        newest.write_bytes(raw[: len(raw) // 2])
+    elif damage == "bitflip":
+        for i in range(len(raw) // 4, len(raw) // 4 + 64):
+            raw[i] ^= 0xFF
+        newest.write_bytes(bytes(raw))
+    else:
+        newest.write_bytes(os.urandom(len(raw)))
+    ref, state, problems = load_latest(tmp_path)
+    assert ref.epoch == 1 and state["epoch"] == 1
+    assert len(problems) == 1 and "epoch-0002.pt" in problems[0]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_a_pickle_that_runs_code_is_refused_and_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "epoch-0005.pt").write_bytes(pickle.dumps({"format": ckpt.FORMAT, "x": _Exploit()}))
+    with pytest.raises(CheckpointError, match="not a loadable checkpoint"):
+        load_checkpoint(tmp_path / "epoch-0005.pt")
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+
+def test_a_tensor_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "epoch-0001.pt")
+    with pytest.raises(CheckpointError, match="not a dcgan-faces checkpoint"):
+        load_checkpoint(tmp_path / "epoch-0001.pt")
+
+
+def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_corrupt(image_folder, tmp_path):
+    train(tiny_config(epochs=3), tmp_path / "run", data_dir=image_folder)
+    newest = tmp_path / "run" / "checkpoints" / "epoch-0003.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    warnings = []
+    result = train(tiny_config(epochs=3), tmp_path / "run", progress=warnings.append, data_dir=image_folder)
+    assert result.epoch == 3 and result.step == 18  # epoch 3 was trained again from epoch 2
+    assert any(w["phase"] == "warning" and "epoch-0003.pt" in w["message"] for w in warnings)
+    assert load_checkpoint(newest)["epoch"] == 3
+
+
+def test_checkpoints_sort_by_training_position_not_name(tmp_path):
+    for name in ["epoch-0002.pt", "epoch-0002-b000003.pt", "epoch-0010.pt", "epoch-0001.pt", "notes.pt"]:
+        (tmp_path / name).write_bytes(b"")
+    assert [(r.epoch, r.batch) for r in list_checkpoints(tmp_path)] == [(1, 0), (2, 0), (2, 3), (10, 0)]
