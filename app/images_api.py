@@ -1,0 +1,123 @@
+"""GET /generate, GET /interpolate and the default-model pin."""
+from __future__ import annotations
+
+from typing import Annotated, Callable, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+
+from app.deps import Authorized, RegistryDep, RendererDep, SettingsDep
+from app.errors import problems
+from app.registry import BadModelRequest, Loaded, ModelRegistry, NoModel
+from app.render import Busy, GridQuery, StripQuery, etag, render_grid, render_strip
+from app.schemas import DefaultModel, ModelInfo
+from model.imageio import FORMATS
+
+router = APIRouter(tags=["images"])
+
+MEDIA = {**FORMATS, "gif": "image/gif"}
+Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="noise seed: same seed, same faces")]
+Truncation = Annotated[float | None, Query(gt=0, le=10, description="redraw noise beyond +-truncation")]
+JobQ = Annotated[str | None, Query(max_length=64, description="job id (default: the served model)")]
+EpochQ = Annotated[int | None, Query(ge=1, le=100_000, description="checkpoint epoch of that job")]
+
+
+def _image_responses(*media: str) -> dict:
+    return {200: {"content": {MEDIA[m]: {} for m in media},
+                  "description": "the image; ETag, Cache-Control and X-Checkpoint headers"},
+            **problems(304, 404, 422, 503)}
+
+
+async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) -> Loaded:
+    try:
+        return await anyio.to_thread.run_sync(registry.get, job, epoch)
+    except NoModel as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
+    except BadModelRequest as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+async def _answer(request: Request, renderer, model: Loaded, query, work: Callable[[], bytes],
+                  media_type: str, pinned: bool, if_none_match: str | None) -> Response:
+    tag = etag(model, query)
+    headers = {"ETag": tag, "X-Checkpoint": model.tag,
+               # A pinned (job, epoch) never changes: cache it for good. "The newest model"
+               # does change, so caches must revalidate (cheap: a 304 costs no rendering).
+               "Cache-Control": "public, max-age=31536000, immutable" if pinned else "no-cache"}
+    if if_none_match and tag in [t.strip() for t in if_none_match.split(",")]:
+        request.app.state.metrics.not_modified.inc()
+        return Response(status_code=304, headers=headers)
+    try:
+        body, hit = await renderer.get(tag, work)
+    except Busy:
+        request.app.state.metrics.busy.inc()
+        raise HTTPException(503, "busy rendering other images; retry in a second",
+                            headers={"Retry-After": "1"}) from None
+    (request.app.state.metrics.cache_hits if hit else request.app.state.metrics.cache_misses).inc()
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@router.get("/generate", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
+            summary="A grid of faces from seeded noise",
+            description="Image i of a seed is the same face whatever n is. Same query and same "
+                        "checkpoint give byte-identical bytes.")
+async def generate_grid(request: Request, settings: SettingsDep, registry: RegistryDep, renderer: RendererDep,
+                        seed: Seed = 42,
+                        n: Annotated[int, Query(ge=1, description="images in the grid (max: server's MAX_N)")] = 64,
+                        nrow: Annotated[int, Query(ge=1, le=64, description="images per row")] = 8,
+                        best_of: Annotated[int | None, Query(ge=1, description="candidates D chooses from (>= n)")] = None,
+                        truncation: Truncation = None,
+                        format: Literal["png", "jpeg", "webp"] = "png",
+                        job: JobQ = None, epoch: EpochQ = None,
+                        if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
+    if n > settings.max_n:
+        raise HTTPException(422, f"n must be <= {settings.max_n}")
+    if best_of is not None and not n <= best_of <= settings.max_best_of:
+        raise HTTPException(422, f"best_of must be between n ({n}) and {settings.max_best_of}")
+    model = await _model(registry, job, epoch)
+    query = GridQuery(seed, n, nrow, best_of, truncation, format)
+    return await _answer(request, renderer, model, query, lambda: render_grid(model, query), MEDIA[format],
+                         pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+
+
+@router.get("/interpolate", response_class=Response, responses=_image_responses("png", "jpeg", "webp", "gif"),
+            summary="A walk between two seeds' faces",
+            description="A strip of `steps` faces from image 0 of seed_a to image 0 of seed_b "
+                        "(spherical interpolation); format=gif animates it back and forth.")
+async def interpolate_strip(request: Request, settings: SettingsDep, registry: RegistryDep,
+                            renderer: RendererDep, seed_a: Seed = 1, seed_b: Seed = 2,
+                            steps: Annotated[int, Query(ge=2, description="faces in the strip")] = 8,
+                            truncation: Truncation = None,
+                            format: Literal["png", "jpeg", "webp", "gif"] = "png",
+                            job: JobQ = None, epoch: EpochQ = None,
+                            if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
+    if steps > settings.max_interpolate_steps:
+        raise HTTPException(422, f"steps must be <= {settings.max_interpolate_steps}")
+    model = await _model(registry, job, epoch)
+    query = StripQuery(seed_a, seed_b, steps, truncation, format)
+    return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
+                         pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+
+
+def _info(registry: ModelRegistry, model: Loaded) -> ModelInfo:
+    return ModelInfo(job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch,
+                     pinned=registry.pinned() is not None)
+
+
+@router.get("/models/default", response_model=ModelInfo, tags=["models"], responses=problems(404, 503),
+            summary="The model /generate uses when no job is named")
+async def get_default_model(registry: RegistryDep) -> ModelInfo:
+    return _info(registry, await _model(registry, None, None))
+
+
+@router.post("/models/default", response_model=ModelInfo, tags=["models"], dependencies=[Authorized],
+             responses=problems(401, 404, 413, 422, 503),
+             summary="Pin the model /generate uses (a job, and optionally one epoch)")
+async def set_default_model(body: DefaultModel, registry: RegistryDep) -> ModelInfo:
+    try:
+        model = await anyio.to_thread.run_sync(registry.pin, body.job_id, body.epoch)
+    except BadModelRequest as exc:
+        raise HTTPException(404, str(exc)) from None
+    except NoModel as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
+    return _info(registry, model)

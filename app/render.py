@@ -1,0 +1,139 @@
+"""Rendering /generate and /interpolate images: off the event loop, bounded, cached, deduplicated.
+
+- The ETag is a hash of the checkpoint's identity and the query, known before any work, so a
+  revalidation (If-None-Match) costs no generator pass at all.
+- Finished images are kept in a byte-bounded LRU; identical requests in flight share one
+  computation; at most `concurrency` renders run at once and at most `queue` wait, beyond which
+  the caller gets Busy (503 + Retry-After) instead of a pile-up that eats memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import anyio.to_thread
+
+from app.registry import Loaded
+from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
+from model.sampling import best_of, generate, interpolate
+
+
+class Busy(Exception):
+    """Too many renders running and waiting; try again shortly."""
+
+
+@dataclass(frozen=True)
+class GridQuery:
+    seed: int
+    n: int
+    nrow: int
+    best_of: int | None
+    truncation: float | None
+    format: str
+
+
+@dataclass(frozen=True)
+class StripQuery:
+    seed_a: int
+    seed_b: int
+    steps: int
+    truncation: float | None
+    format: str
+
+
+def etag(model: Loaded, query: GridQuery | StripQuery) -> str:
+    text = f"{model.identity}|{type(query).__name__}|{sorted(asdict(query).items())}"
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def render_grid(model: Loaded, q: GridQuery) -> bytes:
+    if q.best_of:
+        images = best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation)
+    else:
+        images = generate(model.g, q.seed, q.n, q.truncation)
+    return encode_image(grid_rgb(images, nrow=q.nrow), q.format)
+
+
+def render_strip(model: Loaded, q: StripQuery) -> bytes:
+    images = interpolate(model.g, q.seed_a, q.seed_b, q.steps, q.truncation)
+    if q.format == "gif":
+        return encode_gif(frames_rgb(images))
+    return encode_image(grid_rgb(images, nrow=q.steps), q.format)
+
+
+class ByteLRU:
+    """A thread-safe LRU of bytes whose total size stays under `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if len(value) > self.capacity:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self.size += len(value)
+            while self.size > self.capacity:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old)
+
+
+class Renderer:
+    def __init__(self, cache_bytes: int, concurrency: int, queue: int) -> None:
+        self.cache = ByteLRU(cache_bytes)
+        self.concurrency = concurrency
+        self.queue = queue
+        self._sem: asyncio.Semaphore | None = None
+        self._waiting = 0
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    @property
+    def busy(self) -> int:
+        return self._waiting
+
+    async def get(self, key: str, work: Callable[[], bytes]) -> tuple[bytes, bool]:
+        """(body, came_from_cache) for `key`, computing `work()` in a thread when needed."""
+        body = self.cache.get(key)
+        if body is not None:
+            return body, True
+        if key in self._inflight:  # the same image is being rendered for someone else
+            return await asyncio.shield(self._inflight[key]), False
+        if self._waiting >= self.concurrency + self.queue:
+            raise Busy()
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self._waiting += 1
+        try:
+            async with self._sem:
+                body = await anyio.to_thread.run_sync(work)
+            self.cache.put(key, body)
+            future.set_result(body)
+            return body, False
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: followers re-raise it, nobody logs it twice
+            raise
+        finally:
+            self._waiting -= 1
+            del self._inflight[key]

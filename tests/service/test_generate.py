@@ -1,0 +1,113 @@
+"""GET /generate and friends against a real app serving a real worker's checkpoints."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.service.stack import AUTH, client, submit, wait_for, wait_job
+
+pytestmark = pytest.mark.slow
+
+
+def pixels(body: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def trained(stack):
+    c = client(stack.apps[0][1])
+    assert c.get("/generate").status_code == 503  # before any model: proven first, in this module
+    job_id = submit(c, epochs=2)
+    wait_job(c, job_id, {"succeeded"})
+    return c, job_id
+
+
+def test_no_model_yet_is_a_503_that_says_how_to_train(tmp_path_factory, redis):
+    from tests.service.stack import Stack
+    s = Stack(tmp_path_factory.mktemp("empty"), redis.url)
+    try:
+        c = client(s.start_app())
+        r = c.get("/generate?seed=1")
+        assert r.status_code == 503 and "POST /train" in r.json()["detail"] and "Retry-After" in r.headers
+        assert c.get("/readyz").status_code == 503
+    finally:
+        s.stop()
+
+
+def test_same_query_same_bytes_and_headers(trained):
+    c, job_id = trained
+    a, b = c.get("/generate?seed=42&n=64"), c.get("/generate?seed=42&n=64")
+    assert a.status_code == 200 and a.headers["content-type"] == "image/png"
+    assert a.content == b.content and a.headers["etag"] == b.headers["etag"]
+    assert a.headers["x-checkpoint"] == f"{job_id}/epoch-0002.pt"
+    assert a.headers["cache-control"] == "no-cache"
+    assert Image.open(io.BytesIO(a.content)).size == (786, 786)
+    assert c.get("/generate?seed=43&n=64").content != a.content
+
+
+def test_face_i_does_not_depend_on_n(trained):
+    c, _ = trained
+    one = pixels(c.get("/generate?seed=7&n=1").content)
+    grid = pixels(c.get("/generate?seed=7&n=64").content)
+    assert one.shape == (96, 96, 3)  # a single face comes without the grid's gutter
+    assert np.array_equal(one, grid[2:98, 2:98])
+
+
+def test_etag_revalidation_answers_304_without_a_body(trained):
+    c, _ = trained
+    r = c.get("/generate?seed=5&n=4")
+    again = c.get("/generate?seed=5&n=4", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == r.headers["etag"]
+    assert c.get("/generate?seed=5&n=4", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_pinned_job_and_epoch_is_cacheable_for_good(trained):
+    c, job_id = trained
+    r = c.get(f"/generate?seed=1&n=4&job={job_id}&epoch=1")
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    assert r.headers["x-checkpoint"] == f"{job_id}/epoch-0001.pt"
+    assert c.get(f"/generate?seed=1&n=4&job={job_id}&epoch=9").status_code == 404
+    assert c.get("/generate?seed=1&job=20990101-000000-abcdef").status_code == 404
+
+
+def test_formats_best_of_truncation_and_interpolation(trained):
+    c, _ = trained
+    for fmt, media in (("jpeg", "image/jpeg"), ("webp", "image/webp")):
+        r = c.get(f"/generate?seed=3&n=4&format={fmt}")
+        assert r.status_code == 200 and r.headers["content-type"] == media
+    best = c.get("/generate?seed=3&n=4&best_of=32&nrow=2")
+    assert best.status_code == 200 and Image.open(io.BytesIO(best.content)).size == (198, 198)
+    assert best.content != c.get("/generate?seed=3&n=4&nrow=2").content
+    assert c.get("/generate?seed=3&n=4&truncation=0.5").status_code == 200
+    strip = c.get("/interpolate?seed_a=1&seed_b=2&steps=6")
+    assert strip.status_code == 200 and Image.open(io.BytesIO(strip.content)).size == (6 * 98 + 2, 100)
+    gif = c.get("/interpolate?seed_a=1&seed_b=2&steps=4&format=gif")
+    assert gif.headers["content-type"] == "image/gif" and Image.open(io.BytesIO(gif.content)).n_frames == 6
+
+
+def test_a_newer_checkpoint_is_served_without_a_restart(stack, trained):
+    c, first_job = trained
+    before = c.get("/generate?seed=11&n=4")
+    second = submit(c, epochs=1, seed=99)
+    wait_job(c, second, {"succeeded"})
+    after = wait_for(lambda: (r := c.get("/generate?seed=11&n=4")).headers["x-checkpoint"].startswith(second) and r,
+                     10, "the new checkpoint to be picked up")
+    assert after.content != before.content
+    # pinning the first job brings its faces back, with no restart either
+    r = c.post("/models/default", json={"job_id": first_job}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["job_id"] == first_job and r.json()["pinned"]
+    assert c.get("/generate?seed=11&n=4").content == before.content
+    assert c.get("/models/default").json()["job_id"] == first_job
+    assert c.post("/models/default", json={"job_id": "20990101-000000-abcdef"}, headers=AUTH).status_code == 404
+
+
+def test_readyz_and_metrics(trained):
+    c, _ = trained
+    ready = c.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["model"]["checkpoint"].startswith("epoch-")
+    text = c.get("/metrics").text
+    assert "dcgan_http_request_duration_seconds_bucket" in text and "dcgan_image_cache_hits_total" in text
+    assert 'dcgan_jobs{state="succeeded"}' in text

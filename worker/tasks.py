@@ -1,0 +1,99 @@
+"""Celery glue: the `train_job` task, graceful hand-off on shutdown, and the orphan watchdog.
+The rules themselves live in worker/runner.py."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+
+from celery import signals
+
+from app.settings import get_settings
+from model.fsutil import atomic_write_bytes
+from worker.celery_app import TRAIN_TASK, celery_app, enqueue
+from worker.runner import recover_orphans, run_job
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_EVERY = 10.0  # seconds between orphan scans / worker heartbeats
+_handoff = threading.Event()  # set in a pool process when its worker is shutting down
+_task_running = threading.Event()
+
+
+@celery_app.task(name=TRAIN_TASK, bind=True, ignore_result=False)
+def train_job(self, job_id: str) -> dict:
+    """Train one job to completion, cancellation or hand-off. The job id is all it takes."""
+    _task_running.set()
+    try:
+        outcome = run_job(get_settings(), job_id, _handoff.is_set, enqueue)
+    finally:
+        _task_running.clear()
+    log.info("job %s: %s %s", job_id, outcome.state, outcome.detail)
+    return {"job_id": job_id, "state": outcome.state, "detail": outcome.detail}
+
+
+# -- pool process: SIGTERM means "checkpoint and hand the job back" --------------------------
+def _on_sigterm(signum, frame) -> None:
+    if _task_running.is_set():
+        _handoff.set()  # model.train polls this every batch, checkpoints and returns
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@signals.worker_process_init.connect
+def _install_handoff(**_) -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+# -- main process: forward shutdown to the pool, scan for orphans, heartbeat ------------------
+@signals.worker_shutting_down.connect
+def _forward_shutdown(**_) -> None:
+    """Celery's warm shutdown would wait hours for a training task; ask it to hand off instead."""
+    import billiard.process
+    for child in billiard.process.active_children():
+        try:
+            os.kill(child.pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def _heartbeat_path():
+    settings = get_settings()
+    return settings.runs_dir / "_workers" / f"{os.uname().nodename}-{os.getpid()}.json"
+
+
+def _watchdog(stop: threading.Event) -> None:
+    settings = get_settings()
+    started = time.time()
+    while not stop.is_set():
+        try:
+            atomic_write_bytes(_heartbeat_path(), json.dumps(
+                {"pid": os.getpid(), "host": os.uname().nodename, "started_at": started,
+                 "seen_at": time.time(), "device": settings.device}).encode())
+            sent = recover_orphans(settings, enqueue)
+            if sent:
+                log.warning("re-queued orphaned jobs: %s", ", ".join(sent))
+        except Exception:  # the watchdog must outlive a broker or disk hiccup
+            log.exception("watchdog pass failed")
+        stop.wait(WATCHDOG_EVERY)
+
+
+_watchdog_stop = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_watchdog(**_) -> None:
+    threading.Thread(target=_watchdog, args=(_watchdog_stop,), name="job-watchdog", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_watchdog(**_) -> None:
+    _watchdog_stop.set()
+    try:
+        _heartbeat_path().unlink()
+    except OSError:
+        pass
