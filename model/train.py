@@ -146,7 +146,7 @@ class Trainer:
         # Random streams, each saved in checkpoints: data order on the CPU, noise on the device.
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 2)
-        self.epoch, self.batch, self.step = 0, 0, 0
+        self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
         self.ones = torch.ones(cfg.batch_size, device=device)
         self.zeros = torch.zeros(cfg.batch_size, device=device)
         self._swd_real: list[torch.Tensor] | None = None
@@ -155,7 +155,7 @@ class Trainer:
     def state(self, epoch_rng: torch.Tensor) -> dict[str, Any]:
         return ckpt.cpu_copy({
             "config": self.cfg.to_dict(),
-            "epoch": self.epoch, "batch": self.batch, "step": self.step,
+            "epoch": self.epoch, "batch": self.batch, "step": self.step, "g_updates": self.g_updates,
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
@@ -172,6 +172,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
         self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
+        self.g_updates = int(state["g_updates"])
         rng = state["rng"]
         self.data_rng.set_state(rng["data"])
         if rng.get("noise_device") == self.device.type:
@@ -216,10 +217,13 @@ class Trainer:
         loss_g.backward()
         self.opt_g.step()
         self.d.requires_grad_(True)
+        self.g_updates += 1
         if self.g_ema is not None:
+            # The usual warm-up, so early snapshots are not dragged towards the random init.
+            decay = min(self.cfg.ema_decay, self.g_updates / (self.g_updates + 9))
             with torch.no_grad():
                 ema_p, p = list(self.g_ema.parameters()), list(self.g.parameters())
-                torch._foreach_lerp_(ema_p, p, 1.0 - self.cfg.ema_decay)
+                torch._foreach_lerp_(ema_p, p, 1.0 - decay)
                 for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
                     b_ema.copy_(b)
         return loss_g.detach()

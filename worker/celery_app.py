@@ -20,7 +20,11 @@ def broker_config(settings: Settings) -> dict:
         return {
             "broker_url": settings.redis_url,
             "result_backend": settings.redis_url,
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+            # Unacknowledged messages of dead consumers are swept back every few seconds
+            # (kombu's default is ~100 s); a live owner's lock makes the copy a no-op.
+            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout,
+                                         "unacked_restore_interval": min(10, settings.visibility_timeout),
+                                         "unacked_restore_throttle": 1},
         }
     queue_dir = settings.broker_dir / "queue"
     processed = settings.broker_dir / "processed"

@@ -6,8 +6,8 @@ Celery either, so its rules can be read in one place:
 - a job is trained only by the process holding its owner lock (worker/jobs.py);
 - a job found `running` with nobody holding the lock was orphaned by a dead process: it is
   resumed from its last checkpoint, and failed once that has happened `max_attempts` times;
-- cancel -> checkpoint -> `cancelled`; shutdown or a dead parent -> checkpoint -> `queued`
-  again (handed to the next worker); an error -> `failed` with a message a person can act on.
+- cancel -> checkpoint -> `cancelled`; shutdown -> checkpoint -> `queued` again (handed to the
+  next worker); an error -> `failed` with a message a person can act on.
 """
 from __future__ import annotations
 
@@ -123,19 +123,16 @@ class _Progress:
 
 
 class _StopCheck:
-    """should_stop for model.train: cancel file, worker shutdown, or our parent gone."""
+    """should_stop for model.train: the cancel file, or this worker shutting down."""
 
     def __init__(self, store: JobStore, job_id: str, shutting_down: Callable[[], bool]) -> None:
         self.store, self.job_id, self.shutting_down = store, job_id, shutting_down
-        self.parent = os.getppid()
         self.next_look = 0.0
         self.reason = ""
 
     def __call__(self) -> bool:
         if self.shutting_down():
             self.reason = "handoff"
-        elif os.getppid() != self.parent:
-            self.reason = "handoff"  # the worker main process died; hand the job to the next one
         else:
             now = time.monotonic()
             if now >= self.next_look:

@@ -20,33 +20,35 @@ log = logging.getLogger(__name__)
 
 WATCHDOG_EVERY = 10.0  # seconds between orphan scans / worker heartbeats
 _handoff = threading.Event()  # set in a pool process when its worker is shutting down
-_task_running = threading.Event()
 
 
 @celery_app.task(name=TRAIN_TASK, bind=True, ignore_result=False)
 def train_job(self, job_id: str) -> dict:
     """Train one job to completion, cancellation or hand-off. The job id is all it takes."""
-    _task_running.set()
+    # billiard resets signal handlers after worker_process_init, so ours goes in per task.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         outcome = run_job(get_settings(), job_id, _handoff.is_set, enqueue)
     finally:
-        _task_running.clear()
+        signal.signal(signal.SIGTERM, previous)
     log.info("job %s: %s %s", job_id, outcome.state, outcome.detail)
     return {"job_id": job_id, "state": outcome.state, "detail": outcome.detail}
 
 
 # -- pool process: SIGTERM means "checkpoint and hand the job back" --------------------------
 def _on_sigterm(signum, frame) -> None:
-    if _task_running.is_set():
-        _handoff.set()  # model.train polls this every batch, checkpoints and returns
-    else:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    _handoff.set()  # model.train polls this every batch, checkpoints and returns
 
 
 @signals.worker_process_init.connect
-def _install_handoff(**_) -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def _parent_death_is_a_sigterm(**_) -> None:
+    # Celery has the kernel SIGKILL a pool process whose main process dies; make that a SIGTERM,
+    # so an orphaned job is checkpointed mid-epoch and handed back instead of losing the epoch.
+    from billiard.util import set_pdeathsig
+    try:
+        set_pdeathsig(signal.SIGTERM)
+    except OSError:  # not Linux: the next worker's watchdog recovers the job from its checkpoint
+        pass
 
 
 # -- main process: forward shutdown to the pool, scan for orphans, heartbeat ------------------
