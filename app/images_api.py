@@ -6,14 +6,16 @@ from typing import Annotated, Callable, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
-from app.deps import Authorized, RegistryDep, RendererDep, SettingsDep
+from app.deps import Authorized, RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import BadModelRequest, Loaded, ModelRegistry, NoModel
 from app.render import Busy, GridQuery, StripQuery, etag, render_grid, render_strip
 from app.schemas import DefaultModel, ModelInfo
+from app.settings import get_settings
 from model.imageio import FORMATS
 
 router = APIRouter(tags=["images"])
+_LIMITS = get_settings()  # bounds go into the OpenAPI schema, so clients see this server's caps
 
 MEDIA = {**FORMATS, "gif": "image/gif"}
 Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="noise seed: same seed, same faces")]
@@ -61,21 +63,21 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Callab
             summary="A grid of faces from seeded noise",
             description="Image i of a seed is the same face whatever n is. Same query and same "
                         "checkpoint give byte-identical bytes.")
-async def generate_grid(request: Request, settings: SettingsDep, registry: RegistryDep, renderer: RendererDep,
+async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
                         seed: Seed = 42,
-                        n: Annotated[int, Query(ge=1, description="images in the grid (max: server's MAX_N)")] = 64,
+                        n: Annotated[int, Query(ge=1, le=_LIMITS.max_n, description="images in the grid")] = 64,
                         nrow: Annotated[int, Query(ge=1, le=64, description="images per row")] = 8,
-                        best_of: Annotated[int | None, Query(ge=1, description="candidates D chooses from (>= n)")] = None,
+                        best_of: Annotated[int | None, Query(
+                            ge=1, le=_LIMITS.max_best_of,
+                            description="draw this many candidates and keep the n that D scores "
+                                        "highest, best first (at least n are drawn)")] = None,
                         truncation: Truncation = None,
                         format: Literal["png", "jpeg", "webp"] = "png",
                         job: JobQ = None, epoch: EpochQ = None,
                         if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
-    if n > settings.max_n:
-        raise HTTPException(422, f"n must be <= {settings.max_n}")
-    if best_of is not None and not n <= best_of <= settings.max_best_of:
-        raise HTTPException(422, f"best_of must be between n ({n}) and {settings.max_best_of}")
     model = await _model(registry, job, epoch)
-    query = GridQuery(seed, n, nrow, best_of, truncation, format)
+    candidates = max(best_of, n) if best_of is not None else None
+    query = GridQuery(seed, n, nrow, candidates, truncation, format)
     return await _answer(request, renderer, model, query, lambda: render_grid(model, query), MEDIA[format],
                          pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
@@ -84,15 +86,14 @@ async def generate_grid(request: Request, settings: SettingsDep, registry: Regis
             summary="A walk between two seeds' faces",
             description="A strip of `steps` faces from image 0 of seed_a to image 0 of seed_b "
                         "(spherical interpolation); format=gif animates it back and forth.")
-async def interpolate_strip(request: Request, settings: SettingsDep, registry: RegistryDep,
+async def interpolate_strip(request: Request, registry: RegistryDep,
                             renderer: RendererDep, seed_a: Seed = 1, seed_b: Seed = 2,
-                            steps: Annotated[int, Query(ge=2, description="faces in the strip")] = 8,
+                            steps: Annotated[int, Query(ge=2, le=_LIMITS.max_interpolate_steps,
+                                                        description="faces in the strip")] = 8,
                             truncation: Truncation = None,
                             format: Literal["png", "jpeg", "webp", "gif"] = "png",
                             job: JobQ = None, epoch: EpochQ = None,
                             if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
-    if steps > settings.max_interpolate_steps:
-        raise HTTPException(422, f"steps must be <= {settings.max_interpolate_steps}")
     model = await _model(registry, job, epoch)
     query = StripQuery(seed_a, seed_b, steps, truncation, format)
     return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
@@ -111,13 +112,11 @@ async def get_default_model(registry: RegistryDep) -> ModelInfo:
 
 
 @router.post("/models/default", response_model=ModelInfo, tags=["models"], dependencies=[Authorized],
-             responses=problems(401, 404, 413, 422, 503),
+             responses=problems(401, 404, 413, 422),
              summary="Pin the model /generate uses (a job, and optionally one epoch)")
 async def set_default_model(body: DefaultModel, registry: RegistryDep) -> ModelInfo:
     try:
         model = await anyio.to_thread.run_sync(registry.pin, body.job_id, body.epoch)
-    except BadModelRequest as exc:
+    except (BadModelRequest, NoModel) as exc:  # that job has no (usable) checkpoint to pin
         raise HTTPException(404, str(exc)) from None
-    except NoModel as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
     return _info(registry, model)

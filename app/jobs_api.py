@@ -26,19 +26,15 @@ RETRY_AFTER = {"Retry-After": "5"}
 
 
 def resolve_data_dir(settings: Settings, data_dir: str) -> str:
-    """`data_dir` as a clean path relative to DATA_ROOT, or a 422 saying why it cannot be used.
-    Refuses absolute paths, '..', NUL and anything that resolves (through symlinks) outside."""
-    if "\x00" in data_dir or "\\" in data_dir:
-        raise HTTPException(422, "data_dir must be a plain relative path (no NUL or backslash)")
-    rel = Path(data_dir)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise HTTPException(422, "data_dir must be a folder relative to DATA_ROOT, without '..'")
+    """`data_dir` (already a plain relative path, see TrainRequest) as a clean path relative to
+    DATA_ROOT: 404 when there is no such folder, 422 when it resolves outside DATA_ROOT through
+    a symlink or holds no image."""
     root = settings.data_root.resolve()
-    target = (root / rel).resolve()
+    target = (root / data_dir).resolve()
     if not target.is_relative_to(root):
         raise HTTPException(422, "data_dir resolves outside DATA_ROOT (a symlink?); refused")
     if not target.is_dir():
-        raise HTTPException(422, f"no folder {data_dir!r} under DATA_ROOT")
+        raise HTTPException(404, f"no folder {data_dir!r} under DATA_ROOT")
     if not _has_image(target):
         raise HTTPException(422, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {data_dir!r}")
     return str(target.relative_to(root))
@@ -67,20 +63,14 @@ def _read(store: JobStore, job_id: str) -> dict[str, Any]:
 
 
 @router.post("/train", status_code=202, response_model=Accepted, dependencies=[Authorized],
-             responses=problems(401, 413, 422, 429, 503),
+             responses=problems(401, 404, 413, 422, 429, 503),
              summary="Start a training job",
              description="Queues a job; a worker trains it. Send an `Idempotency-Key` header to "
                          "make retries safe: the same key always answers with the same job.")
 async def start_training(body: TrainRequest, response: Response, settings: SettingsDep, store: StoreDep,
                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Accepted:
     cfg = body.train_config()
-    if cfg.batch_size > settings.max_batch_size:
-        raise HTTPException(422, f"batch_size must be <= {settings.max_batch_size} on this server")
-    if max(cfg.ngf, cfg.ndf) > settings.max_width:
-        raise HTTPException(422, f"ngf and ndf must be <= {settings.max_width} on this server")
     if body.dataset == "synthetic":
-        if body.synthetic_images > settings.max_synthetic_images:
-            raise HTTPException(422, f"synthetic_images must be <= {settings.max_synthetic_images}")
         data = {"dataset": "synthetic", "synthetic_images": body.synthetic_images, "synthetic_seed": cfg.seed}
     else:
         data = {"data_dir": resolve_data_dir(settings, body.data_dir)}

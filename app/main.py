@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.routing import APIRoute
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import gallery, images_api, jobs_api, ops_api
 from app.observability import BodyLimitMiddleware, LatencyMiddleware, Metrics
@@ -16,6 +19,20 @@ from model.train import resolve_device
 from worker.jobs import JobStore
 
 log = logging.getLogger(__name__)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException):
+    """FastAPI's own answer, except that an undecodable body is a 422 like any other invalid
+    input, and a 405 lists every method of the path in `Allow` (Starlette names only the first
+    route that matched)."""
+    if exc.status_code == 400:  # a body that is not even decodable: invalid input like any other
+        exc = StarletteHTTPException(422, f"invalid request body: {exc.detail}")
+    if exc.status_code == 405:
+        allowed = sorted({m for r in request.app.router.routes
+                          if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
+                          for m in r.methods})
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (jobs_api.router, images_api.router, ops_api.router, gallery.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC_DIR), name="static")
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],

@@ -102,7 +102,10 @@ class ModelRegistry:
         return best
 
     def get(self, job_id: str | None = None, epoch: int | None = None) -> Loaded:
-        """The generator for (job, epoch); defaults as described in the module docstring."""
+        """The generator for (job, epoch); defaults as described in the module docstring.
+        NoModel when the default has nothing to serve; BadModelRequest when a named job or
+        epoch cannot be served."""
+        missing = NoModel if job_id is None else BadModelRequest
         if job_id is None:
             pin = self.pinned()
             if pin is not None:
@@ -129,8 +132,8 @@ class ModelRegistry:
             return loaded
         self.problems = problems
         if problems:
-            raise NoModel(f"no loadable checkpoint for job {job_id}: {'; '.join(problems)}")
-        raise NoModel(f"job {job_id} has no checkpoint yet; try again after its first epoch")
+            raise missing(f"no loadable checkpoint for job {job_id}: {'; '.join(problems)}")
+        raise missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")
 
     def _load(self, job_id: str, ref: CheckpointRef) -> Loaded:
         try:

@@ -5,11 +5,30 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
+from app.settings import get_settings
 from model.config import TrainConfig, field_kind
 
 _DEFAULTS = TrainConfig()
+_SERVER = get_settings()
+# This server's tighter caps on some TrainConfig fields (policy, not the model's hard limits).
+_CAPS = {"batch_size": _SERVER.max_batch_size, "ngf": _SERVER.max_width, "ndf": _SERVER.max_width}
+# A relative path of plain names: no leading '/', no '.' or '..' or hidden parts, no '\\' or NUL.
+DATA_DIR_PATTERN = r"^[^/\\\x00.][^/\\\x00]*(/[^/\\\x00.][^/\\\x00]*)*/?$"
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def json_int(**bounds: int) -> Any:
+    """JSON's idea of an integer: 16 and 16.0 are, "16" and 16.5 are not (pydantic's strict int
+    refuses 16.0, its lax int takes "16")."""
+    return Annotated[int, Field(strict=True, **bounds), BeforeValidator(_integral_float_to_int)]
+
+
+JsonInt = json_int()
 
 
 def _train_fields() -> dict[str, Any]:
@@ -17,15 +36,25 @@ def _train_fields() -> dict[str, Any]:
     for f in dataclasses.fields(TrainConfig):
         kind = field_kind(f.name)
         meta = {k: f.metadata[k] for k in ("ge", "le", "gt") if f.metadata.get(k) is not None}
+        if f.name in _CAPS:
+            meta["le"] = min(meta["le"], _CAPS[f.name])
         default = getattr(_DEFAULTS, f.name)
         if kind is tuple:
-            ann: Any = list[Annotated[int, Field(strict=True, ge=1, le=100_000)]]
+            ann: Any = list[json_int(ge=1, le=100_000)]
             fld = Field(default=list(default), description=f.metadata["help"], min_length=1, max_length=1000)
         else:
-            ann = {int: int, float: float, bool: bool}[kind]
-            fld = Field(default=default, description=f.metadata["help"], strict=kind is not float, **meta)
+            ann = {int: JsonInt, float: float, bool: bool}[kind]
+            fld = Field(default=default, description=f.metadata["help"], strict=True, **meta)
         fields[f.name] = (ann, fld)
     return fields
+
+
+def _no_default(**extra: Any):
+    """For optional fields without a JSON default (null is not a valid value for them)."""
+    def edit(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(extra)
+    return edit
 
 
 _TrainFields = create_model("_TrainFields", __config__=ConfigDict(extra="forbid"), **_train_fields())
@@ -33,25 +62,37 @@ _TrainFields = create_model("_TrainFields", __config__=ConfigDict(extra="forbid"
 
 class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
     """Any TrainConfig field (the seed's value when left out) plus where the images come from:
-    `data_dir`, a folder relative to DATA_ROOT, or `"dataset": "synthetic"`."""
-    data_dir: Optional[str] = Field(None, max_length=1024, description="folder under DATA_ROOT")
-    dataset: Optional[Literal["synthetic"]] = Field(None, description="train on procedural faces")
-    synthetic_images: int = Field(2048, ge=16, le=1_000_000, strict=True,
+    exactly one of `data_dir`, a folder relative to DATA_ROOT, or `"dataset": "synthetic"`."""
+    data_dir: str = Field(None, min_length=1, max_length=1024, description="folder under DATA_ROOT",
+                          json_schema_extra=_no_default(pattern=DATA_DIR_PATTERN))
+    dataset: Literal["synthetic"] = Field(None, description="train on procedural faces",
+                                          json_schema_extra=_no_default())
+    synthetic_images: JsonInt = Field(2048, ge=16, le=_SERVER.max_synthetic_images,
                                   description="images in the synthetic dataset")
     model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["data_dir"]}, {"required": ["dataset"]}],
         "examples": [{"dataset": "synthetic", "synthetic_images": 1024, "epochs": 10, "ngf": 32,
-                      "ndf": 32, "batch_size": 64},
-                     {"data_dir": "anime-faces"}]})
+                      "ndf": 32, "batch_size": 64}]})
+
+    @field_validator("data_dir")
+    @classmethod
+    def _plain_relative_path(cls, value: str) -> str:
+        """The same rule as DATA_DIR_PATTERN, with a message that says which part is wrong."""
+        if "\x00" in value or "\\" in value:
+            raise ValueError("data_dir must be a plain relative path (no NUL or backslash)")
+        if value.startswith("/"):
+            raise ValueError("data_dir must be relative to DATA_ROOT, not absolute")
+        parts = value[:-1].split("/") if value.endswith("/") else value.split("/")
+        if any(not p or p.startswith(".") for p in parts):
+            raise ValueError("each part of data_dir must be a plain folder name: no '..', '.', "
+                             "hidden folders or empty parts")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> "TrainRequest":
         if (self.data_dir is None) == (self.dataset is None):
             raise ValueError("give exactly one of data_dir (a folder under DATA_ROOT) or "
                              "dataset: \"synthetic\"")
-        try:
-            self.train_config()
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
         return self
 
     def train_config(self) -> TrainConfig:
@@ -123,7 +164,7 @@ class MetricsSeries(BaseModel):
 
 class DefaultModel(BaseModel):
     job_id: str = Field(..., max_length=64)
-    epoch: Optional[int] = Field(None, ge=1, le=100_000, description="newest checkpoint when left out")
+    epoch: Optional[json_int(ge=1, le=100_000)] = Field(None, description="newest checkpoint when left out")
     model_config = ConfigDict(extra="forbid")
 
 

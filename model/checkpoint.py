@@ -5,12 +5,14 @@ A checkpoint is one dict of tensors and plain values (never pickled modules), lo
 """
 from __future__ import annotations
 
+import io
 import logging
 import re
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 import torch
 
@@ -56,11 +58,64 @@ def list_checkpoints(folder: Path) -> list[CheckpointRef]:
     return sorted(refs)
 
 
+def content_checksum(obj: Any) -> int:
+    """CRC32 over every tensor's bytes and every plain value, in a fixed order. torch.load does
+    not notice a flipped bit inside tensor data (the zip entries' CRCs are not checked), so a
+    checkpoint carries this and `load_checkpoint` compares it."""
+    crc = 0
+
+    def walk(o: Any) -> None:
+        nonlocal crc
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            crc = zlib.crc32(f"{t.dtype}{tuple(t.shape)}".encode(), crc)
+            crc = zlib.crc32(memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else b"", crc)
+        elif isinstance(o, dict):
+            for k in sorted(o, key=str):
+                crc = zlib.crc32(repr(k).encode(), crc)
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            crc = zlib.crc32(f"[{len(o)}".encode(), crc)
+            for v in o:
+                walk(v)
+        else:
+            crc = zlib.crc32(repr(o).encode(), crc)
+
+    walk(obj)
+    return crc
+
+
+class _RecordingWriter(io.RawIOBase):
+    """torch.save turns a failed write (a full disk, say) into a vague RuntimeError; this keeps
+    the original OSError so the caller can say what really happened."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write atomically: temp file in the same folder, fsync, rename, fsync the folder."""
     state = {"format": FORMAT, **state}
+    state["checksum"] = content_checksum(state)
     with atomic_open(Path(path)) as f:
-        torch.save(state, f)
+        writer = _RecordingWriter(f)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -75,9 +130,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path.name}: not a loadable checkpoint ({first[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: not a dcgan-faces checkpoint")
-    for key in ("generator", "config", "epoch", "step"):
+    for key in ("generator", "config", "epoch", "step", "checksum"):
         if key not in state:
             raise CheckpointError(f"{path.name}: checkpoint lacks '{key}'")
+    expected = state.pop("checksum")
+    if content_checksum(state) != expected:
+        raise CheckpointError(f"{path.name}: checksum mismatch, the file is damaged")
     return state
 
 
