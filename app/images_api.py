@@ -31,6 +31,9 @@ def _image_responses(*media: str) -> dict:
 
 
 async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) -> Loaded:
+    hot = registry.cached(job, epoch)  # the common case: no thread hop, no file system
+    if hot is not None:
+        return hot
     try:
         return await anyio.to_thread.run_sync(registry.get, job, epoch)
     except NoModel as exc:

@@ -25,13 +25,12 @@ async def healthz(settings: SettingsDep) -> Health:
 async def readyz(registry: RegistryDep, settings: SettingsDep):
     mode = "embedded" if settings.embedded else "redis"
     try:
-        model = await anyio.to_thread.run_sync(registry.get, None, None)
+        model, problems = await anyio.to_thread.run_sync(registry.status)
     except (NoModel, BadModelRequest) as exc:
         return JSONResponse(Health(status="no model", problems=[str(exc)], mode=mode).model_dump(),
                             status_code=503)
     info = ModelInfo(job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch,
                      pinned=registry.pinned() is not None)
-    problems = list(registry.problems)
     return Health(status="degraded" if problems else "ready", model=info, problems=problems, mode=mode)
 
 

@@ -55,7 +55,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._bad: dict[str, str] = {}  # identity -> why it did not load
         self._newest: tuple[float, str | None] = (0.0, None)
-        self.problems: list[str] = []
+        self._resolved: dict[tuple[str | None, int | None], tuple[float, Loaded, list[str]]] = {}
 
     # -- the pinned default --------------------------------------------------------------------
     @property
@@ -101,10 +101,30 @@ class ModelRegistry:
         self._newest = (time.monotonic(), best)
         return best
 
+    def cached(self, job_id: str | None = None, epoch: int | None = None) -> Loaded | None:
+        """The answer `get` gave for the same question less than check_seconds ago, without any
+        I/O (so the event loop may call it); None when it has to be worked out again."""
+        hit = self._resolved.get((job_id, epoch))
+        if hit is not None and time.monotonic() - hit[0] < self.check_seconds:
+            return hit[1]
+        return None
+
     def get(self, job_id: str | None = None, epoch: int | None = None) -> Loaded:
         """The generator for (job, epoch); defaults as described in the module docstring.
         NoModel when the default has nothing to serve; BadModelRequest when a named job or
-        epoch cannot be served."""
+        epoch cannot be served. Blocking (file system, checkpoint loads)."""
+        loaded, problems = self._resolve(job_id, epoch)
+        if len(self._resolved) > 1024:  # bounded: (job, epoch) pairs come from requests
+            self._resolved.clear()
+        self._resolved[(job_id, epoch)] = (time.monotonic(), loaded, problems)
+        return loaded
+
+    def status(self) -> tuple[Loaded, list[str]]:
+        """The default model and the damaged checkpoints skipped to reach it (for /readyz)."""
+        loaded, problems = self._resolve(None, None)
+        return loaded, problems
+
+    def _resolve(self, job_id: str | None, epoch: int | None) -> tuple[Loaded, list[str]]:
         missing = NoModel if job_id is None else BadModelRequest
         if job_id is None:
             pin = self.pinned()
@@ -124,13 +144,9 @@ class ModelRegistry:
         problems = []
         for ref in reversed(refs):
             try:
-                loaded = self._load(job_id, ref)
+                return self._load(job_id, ref), problems
             except CheckpointError as exc:
                 problems.append(f"{job_id}/{exc}")
-                continue
-            self.problems = problems
-            return loaded
-        self.problems = problems
         if problems:
             raise missing(f"no loadable checkpoint for job {job_id}: {'; '.join(problems)}")
         raise missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")

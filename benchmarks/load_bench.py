@@ -3,8 +3,8 @@
     python benchmarks/load_bench.py                      # 32 clients, 60 s (make load)
     python benchmarks/load_bench.py --clients 8 --duration 5
 
-Starts its own worker and app (embedded mode, no Redis) on 127.0.0.1, queues a small training
-job, waits for its first checkpoint, then runs the clients (mixed seeds and n; a small seed
+Starts its own worker (at nice 10) and app (embedded mode, no Redis) on 127.0.0.1, queues a
+small training job, waits for its first checkpoint, then runs the clients (mixed seeds and n; a small seed
 pool so that repeats happen) and samples the app's memory. Prints status counts, p50/p99
 latency (all, cache hits, cache misses), throughput and the app's RSS. Exit code 1 on any error
 answer (anything but 200/304) or an app whose memory grew past --max-rss-mb.
@@ -74,7 +74,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp), redis_url=None, GENERATE_QUEUE="64")
         try:
-            stack.start_worker()
+            # On a CPU-only box the trainer yields to the app (nice 10); on a GPU box it hardly
+            # competes for the CPU at all.
+            stack.start_worker(nice=10)
             url = stack.start_app()
             app_pid = stack.apps[0][0].pid
             job = httpx.post(f"{url}/train", json=TRAINING_JOB, headers=AUTH).json()["job_id"]

@@ -96,3 +96,15 @@ def test_checkpoints_sort_by_training_position_not_name(tmp_path):
     for name in ["epoch-0002.pt", "epoch-0002-b000003.pt", "epoch-0010.pt", "epoch-0001.pt", "notes.pt"]:
         (tmp_path / name).write_bytes(b"")
     assert [(r.epoch, r.batch) for r in list_checkpoints(tmp_path)] == [(1, 0), (2, 0), (2, 3), (10, 0)]
+
+
+def test_a_single_flipped_bit_inside_tensor_data_is_caught(tmp_path):
+    state = minimal_state(1)
+    state["generator"]["big"] = torch.zeros(100_000)
+    save_checkpoint(state, tmp_path / "epoch-0001.pt")
+    raw = bytearray((tmp_path / "epoch-0001.pt").read_bytes())
+    at = raw.find(bytes(4096))  # well inside the zeros tensor's data
+    raw[at + 2048] ^= 0x01
+    (tmp_path / "epoch-0001.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(tmp_path / "epoch-0001.pt")

@@ -62,6 +62,8 @@ def test_resume_continues_from_last_checkpoint_bit_exactly(image_folder, tmp_pat
     result = train(tiny_config(epochs=4), tmp_path / "resumed", data_dir=image_folder)
     assert result.epoch == 4 and result.step == 24
     assert_same_weights(weights(tmp_path / "straight", 4), weights(tmp_path / "resumed", 4))
+    ema = lambda run: load_checkpoint(run / "checkpoints" / "epoch-0004.pt")["generator_ema"]  # noqa: E731
+    assert_same_weights(ema(tmp_path / "straight"), ema(tmp_path / "resumed"))
 
 
 def test_should_stop_checkpoints_within_one_batch_and_resume_is_exact(image_folder, tmp_path):
@@ -111,8 +113,17 @@ def test_progress_reports_epoch_losses_speed_and_eta(image_folder, tmp_path):
     assert train_rows[-1]["eta_seconds"] == 0 and seen[-1]["phase"] == "done"
 
 
+def test_ema_is_on_by_default_and_off_when_asked(image_folder, tmp_path):
+    assert tiny_config().ema_decay == 0.99
+    train(tiny_config(epochs=1, ema_decay=0.0), tmp_path / "run", data_dir=image_folder)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-0001.pt")["generator_ema"] is None
+
+
 def test_ema_generator_is_kept_when_asked_and_used_for_sampling(image_folder, tmp_path):
     train(tiny_config(epochs=1, ema_decay=0.9), tmp_path / "run", data_dir=image_folder)
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-0001.pt")
     ema, raw = state["generator_ema"], state["generator"]
     assert ema is not None and not torch.equal(ema["main.0.weight"], raw["main.0.weight"])
+    from model.sampling import networks_from_checkpoint
+    g, _ = networks_from_checkpoint(state)
+    assert torch.equal(g.state_dict()["main.0.weight"], ema["main.0.weight"])

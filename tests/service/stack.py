@@ -100,11 +100,12 @@ class Stack:
         return subprocess.Popen(args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
-    def start_worker(self, name: str = "w1", wait: bool = True) -> subprocess.Popen:
+    def start_worker(self, name: str = "w1", wait: bool = True, nice: int = 0) -> subprocess.Popen:
         before = set(self.heartbeats())
-        proc = self._spawn(f"worker-{name}", [sys.executable, "-m", "celery", "-A", "worker.celery_app",
-                                              "worker", "-n", f"{name}@%h", "--queues", "train",
-                                              "--concurrency", "1", "--loglevel", "INFO"])
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        proc = self._spawn(f"worker-{name}", prefix + [sys.executable, "-m", "celery", "-A", "worker.celery_app",
+                                                       "worker", "-n", f"{name}@%h", "--queues", "train",
+                                                       "--concurrency", "1", "--loglevel", "INFO"])
         self.workers.append(proc)
         if wait:
             wait_for(lambda: set(self.heartbeats()) - before or proc.poll() is not None, 60, f"worker {name}")
