@@ -21,6 +21,16 @@ from worker.jobs import JobStore
 log = logging.getLogger(__name__)
 
 
+def _leaf_routes(routes):
+    """Every endpoint route, looking inside included routers (which FastAPI may wrap)."""
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is not None:
+            yield from _leaf_routes(inner)
+        else:
+            yield route
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException):
     """FastAPI's own answer, except that an undecodable body is a 422 like any other invalid
     input, and a 405 lists every method of the path in `Allow` (Starlette names only the first
@@ -28,7 +38,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     if exc.status_code == 400:  # a body that is not even decodable: invalid input like any other
         exc = StarletteHTTPException(422, f"invalid request body: {exc.detail}")
     if exc.status_code == 405:
-        allowed = sorted({m for r in request.app.router.routes
+        allowed = sorted({m for r in _leaf_routes(request.app.router.routes)
                           if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
                           for m in r.methods})
         exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}

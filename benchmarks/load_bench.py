@@ -6,7 +6,8 @@
 Starts its own worker (at nice 10) and app (embedded mode, no Redis) on 127.0.0.1, queues a
 small training job, waits for its first checkpoint, then runs the clients (mixed seeds and n; a small seed
 pool so that repeats happen) and samples the app's memory. Prints status counts, p50/p99
-latency (all, cache hits, cache misses), throughput and the app's RSS. Exit code 1 on any error
+latency (all, cache hits, cache misses, and a separate light client repeating one cached
+request), throughput and the app's RSS. Exit code 1 on any error
 answer (anything but 200/304) or an app whose memory grew past --max-rss-mb.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +31,22 @@ from tests.service.stack import AUTH, Stack, wait_for  # noqa: E402
 
 TRAINING_JOB = {"dataset": "synthetic", "synthetic_images": 512, "ngf": 16, "ndf": 16, "batch_size": 32,
                 "g_every": 1, "epochs": 1000, "snapshot_epochs": [1], "swd_images": 0, "log_every": 8}
+
+
+PROBE = """
+import json, sys, time, httpx
+url, seconds = sys.argv[1], float(sys.argv[2])
+out = []
+with httpx.Client(timeout=60) as c:
+    c.get(url)  # warm: from now on it is a cache hit
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.perf_counter()
+        c.get(url)
+        out.append(time.perf_counter() - t)
+        time.sleep(0.1)
+print(json.dumps(out))
+"""
 
 
 def rss_mb(pid: int) -> float:
@@ -96,9 +114,14 @@ def main() -> int:
                 await sampler
                 return results
 
+            # A separate, light client asking for one cached image 10 times a second: what a
+            # repeat costs while the server is saturated, without the load generator's own queue.
+            probe = subprocess.Popen([sys.executable, "-c", PROBE, f"{url}/generate?seed=4242&n=64",
+                                      str(args.duration)], stdout=subprocess.PIPE, text=True)
             t0 = time.perf_counter()
             results = asyncio.run(go())
             elapsed = time.perf_counter() - t0
+            probe_ms = json.loads(probe.communicate(timeout=120)[0])
             state = httpx.get(f"{url}/jobs/{job}").json()
         finally:
             stack.stop()
@@ -116,6 +139,8 @@ def main() -> int:
     print(f"latency all:    p50 {ms(pct(ok, .5))}  p99 {ms(pct(ok, .99))}")
     print(f"latency hits:   p50 {ms(pct(hits, .5))}  p99 {ms(pct(hits, .99))}  ({len(hits)} requests)")
     print(f"latency misses: p50 {ms(pct(misses, .5))}  p99 {ms(pct(misses, .99))}  ({len(misses)} requests)")
+    print(f"cached repeat, separate probe client: p50 {ms(pct(probe_ms, .5))}  p99 {ms(pct(probe_ms, .99))}"
+          f"  ({len(probe_ms)} requests)")
     print(f"app RSS: start {rss[0]:.0f} MB, max {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
     print(f"training job meanwhile: {state['state']}, epoch {state['epoch']}, step {state['step']}")
     if errors or max(rss) > args.max_rss_mb:

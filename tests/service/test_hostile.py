@@ -35,7 +35,7 @@ def test_nothing_outside_data_root_or_runs_dir_is_ever_opened(tmp_path):
                         "ok/inner-link/../../secret"]
         for d in hostile_dirs:
             r = c.post("/train", json={"data_dir": d}, headers=AUTH)
-            assert r.status_code == 422, (d, r.status_code, r.text)
+            assert r.status_code in (404, 422), (d, r.status_code, r.text)
         for path in ["/jobs/..%2f..%2fsecret", "/jobs/%2e%2e/snapshots/1.png", "/jobs/..%2Fsecret/metrics",
                      "/jobs/20260101-000000-000000%00/metrics", "/generate?job=../secret",
                      "/generate?job=..%2f..%2fsecret&epoch=1", "/static/..%2f..%2fsecret/passwords.txt",
@@ -69,8 +69,8 @@ def test_a_folder_of_odd_files_trains_on_the_usable_ones_and_says_why_others_wer
     frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(sub / "anim.gif", save_all=True, append_images=frames[1:], loop=0)
     c = client(stack.apps[0][1])
-    r = c.post("/train", json={**{k: v for k, v in TINY_JOB.items() if not k.startswith("synthetic")},
-                               "dataset": None, "data_dir": "odd", "epochs": 1}, headers=AUTH)
+    tiny = {k: v for k, v in TINY_JOB.items() if k not in ("dataset", "synthetic_images")}
+    r = c.post("/train", json={**tiny, "data_dir": "odd", "epochs": 1}, headers=AUTH)
     assert r.status_code == 202, r.text
     job = wait_job(c, r.json()["job_id"], {"succeeded"}, timeout=180)
     ds = job["dataset"]
