@@ -5,15 +5,17 @@ Normalize, DataLoader(num_workers=4, shuffle, drop_last) decoding every image ev
 D ending in Sigmoid + BCELoss, fp32, the fake batch generated with autograd on and detached.
 Ours: model.train.train() on the same folder (decode-once cache, on-device batches, logits).
 
-    python benchmarks/train_bench.py            # CPU, ngf=ndf=32, batch 64, 512 images, 3 epochs
+    python benchmarks/train_bench.py            # CPU, ngf=ndf=32, batch 64, 512 images
     python benchmarks/train_bench.py --full     # the seed's config (ngf=ndf=64, batch 256)
 
-Prints images/s of each (steady state: epochs after the first) and the ratio.
+Runs baseline and ours in interleaved rounds of 3 epochs and prints images/s of each (median
+of the epochs after each round's first) and the ratio.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -93,12 +95,12 @@ def seed_baseline(data: Path, cfg: TrainConfig, device: torch.device, epochs: in
     return times
 
 
-def ours(data: Path, cfg: TrainConfig, device: torch.device, work: Path) -> tuple[list[float], float]:
-    """model.train on a cold cache; returns (seconds per epoch, total wall seconds)."""
+def ours(data: Path, cfg: TrainConfig, device: torch.device, work: Path, name: str) -> tuple[list[float], float]:
+    """model.train (a cold dataset cache the first time); returns (seconds per epoch, wall seconds)."""
     t0 = time.perf_counter()
-    train(cfg, work / "run", data_dir=data, device=device, cache_dir=work / "cache")
+    train(cfg, work / name, data_dir=data, device=device, cache_dir=work / "cache")
     total = time.perf_counter() - t0
-    rows = [json.loads(x) for x in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (work / name / "metrics.jsonl").read_text().splitlines()]
     return [r["epoch_seconds"] for r in rows if r.get("kind") == "epoch"], total
 
 
@@ -106,7 +108,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="the seed's config: ngf=ndf=64, batch 256")
     ap.add_argument("--images", type=int, help="dataset size (default 512, --full 2048)")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per round (the first is warm-up)")
+    ap.add_argument("--rounds", type=int, default=3, help="baseline/ours rounds, interleaved")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=4, help="baseline DataLoader workers (the seed: 4)")
     ap.add_argument("--data", type=Path, help="use this image folder instead of synthetic faces")
@@ -116,22 +119,30 @@ def main() -> None:
     cfg = TrainConfig(epochs=args.epochs, snapshot_epochs=(args.epochs,), swd_images=0,
                       log_every=10_000, **size)
     torch.manual_seed(0)
+    base_steady, ours_steady, first_call = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = args.data or make_images(work / "data", args.images or (2048 if args.full else 512))
         n = sum(1 for p in data.rglob("*") if p.is_file())
         print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} images={n} "
-              f"ngf={cfg.ngf} ndf={cfg.ndf} batch={cfg.batch_size} epochs={cfg.epochs}")
-        base = seed_baseline(data, cfg, device, args.epochs, args.workers)
-        mine, mine_total = ours(data, cfg, device, work)
+              f"ngf={cfg.ngf} ndf={cfg.ndf} batch={cfg.batch_size} epochs={cfg.epochs} rounds={args.rounds}")
+        # Interleaved rounds, medians of the epochs after each round's first: a shared machine
+        # drifts, and this keeps the drift out of the ratio.
+        for r in range(args.rounds):
+            base = seed_baseline(data, cfg, device, args.epochs, args.workers)
+            mine, total = ours(data, cfg, device, work, f"run{r}")
+            first_call = first_call or total
+            base_steady += base[1:]
+            ours_steady += mine[1:]
+            print(f"round {r + 1}: baseline s/epoch {', '.join(f'{t:.2f}' for t in base)} | "
+                  f"ours {', '.join(f'{t:.2f}' for t in mine)}")
     per_epoch = (n // cfg.batch_size) * cfg.batch_size
-    steady = lambda t: per_epoch * len(t[1:]) / sum(t[1:]) if len(t) > 1 else per_epoch / t[0]  # noqa: E731
-    b_ips, o_ips = steady(base), steady(mine)
-    print(f"baseline  s/epoch {', '.join(f'{t:.2f}' for t in base)}  -> {b_ips:8.1f} images/s")
-    print(f"ours      s/epoch {', '.join(f'{t:.2f}' for t in mine)}  -> {o_ips:8.1f} images/s "
-          f"(whole call incl. first decode: {mine_total:.2f} s)")
-    print(f"ratio (steady state, ours / baseline): {o_ips / b_ips:.2f}x")
-    print(f"ratio (all {cfg.epochs} epochs incl. start-up): {sum(base) / mine_total:.2f}x")
+    b_ips = per_epoch / statistics.median(base_steady)
+    o_ips = per_epoch / statistics.median(ours_steady)
+    print(f"baseline  {b_ips:8.1f} images/s (median epoch {statistics.median(base_steady):.2f} s)")
+    print(f"ours      {o_ips:8.1f} images/s (median epoch {statistics.median(ours_steady):.2f} s; "
+          f"first call incl. decoding the folder {first_call:.2f} s)")
+    print(f"ratio (ours / baseline): {o_ips / b_ips:.2f}x")
 
 
 if __name__ == "__main__":

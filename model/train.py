@@ -249,8 +249,8 @@ class Trainer:
             return {}
         if self._swd_real is None:
             pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
-            real = torch.from_numpy(self.dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
-            self._swd_real = pyramid_descriptors(real, seed=self.cfg.seed)
+            real = torch.from_numpy(self.dataset.images[np.sort(pick.numpy())]).to(self.device)
+            self._swd_real = pyramid_descriptors(real.float().div_(127.5).sub_(1), seed=self.cfg.seed)
         noise = sample_noise((self.cfg.seed + 1) % 2**32, range(n), self.cfg.nz)
         out = {}
         nets = [("swd", self.g)] + ([("swd_ema", self.g_ema)] if self.g_ema is not None else [])
@@ -258,7 +258,8 @@ class Trainer:
         self.g.eval()
         try:
             for key, net in nets:
-                res = swd(self._swd_real, run_generator(net, noise, self.device), seed=self.cfg.seed)
+                fake = run_generator(net, noise, self.device).to(self.device)
+                res = swd(self._swd_real, fake, seed=self.cfg.seed)
                 out[key] = round(res["swd"], 4)
                 out[f"{key}_levels"] = [round(v, 4) for v in res["swd_levels"]]
         finally:
