@@ -72,6 +72,7 @@ class ModelRegistry:
     def pin(self, job_id: str, epoch: int | None) -> Loaded:
         loaded = self.get(job_id, epoch)  # refuses what cannot be served
         atomic_write_bytes(self._pin_path, json.dumps({"job_id": job_id, "epoch": epoch}).encode())
+        self._resolved.clear()  # this process answers with the new default at once (others within check_seconds)
         return loaded
 
     # -- choosing ------------------------------------------------------------------------------

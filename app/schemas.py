@@ -134,7 +134,9 @@ class Job(BaseModel):
     dataset: Optional[DatasetInfo] = None
     snapshots: list[int]
     checkpoint: Optional[str] = None
-    attempts: int = 0
+    attempts: int = 0  # times a worker started (or resumed) it
+    crashes: int = 0  # times its worker died under it (MAX_ATTEMPTS of these fail it)
+    worker: Optional[str] = None  # host:pid of the process training it
     created_at: float
     updated_at: float
     started_at: Optional[float] = None

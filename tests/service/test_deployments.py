@@ -33,7 +33,7 @@ def test_two_workers_and_two_apps_share_one_queue_and_one_runs_dir(tmp_path, red
         # both run at once, each on its own worker process
         running = wait_for(lambda: (js := [a.get(f"/jobs/{j}").json() for j in jobs])
                            and all(j["state"] == "running" for j in js) and js, 120, "both jobs running")
-        assert running[0]["worker"] != running[1]["worker"] if "worker" in running[0] else True
+        assert running[0]["worker"] and running[1]["worker"] and running[0]["worker"] != running[1]["worker"]
         owners = {(s.runs / j / ".owner.lock").read_text().strip() for j in jobs}
         assert len(owners) == 2
         for j in jobs:
