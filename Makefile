@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench bench-full load browser clean help
+.PHONY: install run test test-fast bench bench-full load test-tools clean help
 
 help:
 	@echo "make run    - install, start worker + app (queues a demo job if no model exists)"
@@ -28,10 +28,10 @@ $(STAMP): pyproject.toml
 run: install
 	@bash scripts/run-local.sh
 
-browser:
-	@bash scripts/ensure-chromium.sh
+test-tools:
+	@bash scripts/ensure-test-tools.sh
 
-test: install browser
+test: install test-tools
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -132,7 +132,9 @@ def test_a_job_whose_worker_keeps_dying_is_failed_after_bounded_attempts(fresh):
         if job["state"] == "failed":
             break
         pid = owner_pid(fresh, job_id)
-        if job["state"] == "running" and pid and pid not in killed and alive(pid) and job["step"] > 0:
+        # kill only a process the record itself names as the trainer (not one still starting)
+        training = job["state"] == "running" and pid and (job["worker"] or "").endswith(f":{pid}")
+        if training and pid not in killed and alive(pid):
             os.kill(pid, signal.SIGKILL)
             killed.add(pid)
         time.sleep(0.05)
