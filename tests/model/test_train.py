@@ -1,4 +1,5 @@
 import json
+import platform
 
 import pytest
 import torch
@@ -127,3 +128,11 @@ def test_ema_generator_is_kept_when_asked_and_used_for_sampling(image_folder, tm
     from model.sampling import networks_from_checkpoint
     g, _ = networks_from_checkpoint(state)
     assert torch.equal(g.state_dict()["main.0.weight"], ema["main.0.weight"])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_cpu_training_keeps_activation_buffers_in_the_heap():
+    from model.train import tune_host_allocator
+
+    assert tune_host_allocator() is True
+    assert tune_host_allocator() is True  # idempotent, process-wide
