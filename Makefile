@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch first, pinned, so that pip never resolves a second multi-GB build for the project.
-# Override for your machine, e.g. TORCH_PACKAGES="torch torchvision --index-url https://download.pytorch.org/whl/cu124"
+# Override for your machine, e.g. TORCH_PACKAGES="torch torchvision --index-url https://download.pytorch.org/whl/cu126"
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
+# Unless TORCH_PACKAGES is overridden: on Linux with no NVIDIA GPU, PyTorch's CPU-only build from
+# this index when it answers (PyPI's default Linux build carries ~4 GB of CUDA libraries), else PyPI's.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench bench-full load test-tools clean help
+.PHONY: install run test test-fast lint bench bench-full load test-tools clean help
 
 help:
 	@echo "make run    - install, start worker + app (queues a demo job if no model exists)"
@@ -21,9 +24,29 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install $(TORCH_PACKAGES)
+	@if ! $(PY) -c "import torch, torchvision" 2>/dev/null; then \
+	  index=""; \
+	  if [ "$(origin TORCH_PACKAGES)" = file ] && [ "$$(uname -s)" = Linux ] \
+	     && [ ! -e /proc/driver/nvidia/version ] && ! nvidia-smi -L >/dev/null 2>&1; then \
+	    if $(PY) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=10)" \
+	         "$(TORCH_CPU_INDEX)" 2>/dev/null; then \
+	      echo "no NVIDIA GPU: PyTorch's CPU-only build from $(TORCH_CPU_INDEX)"; \
+	      index="--index-url $(TORCH_CPU_INDEX)"; \
+	    else \
+	      echo "no NVIDIA GPU, but $(TORCH_CPU_INDEX) does not answer: PyPI's default (CUDA) build"; \
+	    fi; \
+	  fi; \
+	  echo "$(PY) -m pip install $(TORCH_PACKAGES) $$index"; \
+	  $(PY) -m pip install $(TORCH_PACKAGES) $$index; \
+	fi
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+# Build the Docker image and prove the Compose stack on this machine's CPU (docker/smoke.sh).
+# Needs a Docker daemon; builds a multi-GB image, so it is not part of `make test`.
+.PHONY: docker-smoke
+docker-smoke:
+	@bash docker/smoke.sh
 
 run: install
 	@bash scripts/run-local.sh
@@ -31,7 +54,10 @@ run: install
 test-tools:
 	@bash scripts/ensure-test-tools.sh
 
-test: install test-tools
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install test-tools lint
 	$(PY) -m pytest -q
 
 test-fast: install
