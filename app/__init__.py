@@ -1,4 +1,1 @@
-"""The HTTP service: FastAPI app, gallery and the service-wide settings.
-
-Kept import-light: `app.settings` is shared with the worker and must not pull in FastAPI.
-"""
+"""The HTTP service: the FastAPI app, its routes and the gallery. It reads runs/ and never trains."""

@@ -1,7 +1,8 @@
-"""FastAPI dependencies: settings, the job store, the model registry, the renderer, auth."""
+"""FastAPI dependencies: settings, the job store, the queue, the model registry, the renderer, auth."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -10,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.registry import ModelRegistry
 from app.render import Renderer
 from app.settings import Settings
-from worker.jobs import JobStore
+from worker.store import JobStore
 
 _bearer = HTTPBearer(auto_error=False, description="the server's API_TOKEN")
 
@@ -23,6 +24,10 @@ def get_store(request: Request) -> JobStore:
     return request.app.state.store
 
 
+def get_enqueue(request: Request) -> Callable[[str], None]:
+    return request.app.state.enqueue
+
+
 def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
@@ -33,19 +38,33 @@ def get_renderer(request: Request) -> Renderer:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
+EnqueueDep = Annotated[Callable[[str], None], Depends(get_enqueue)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_token(settings: SettingsDep,
-                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+def _token_matches(settings: Settings, creds: HTTPAuthorizationCredentials | None) -> bool:
+    return bool(settings.api_token) and creds is not None and creds.scheme.lower() == "bearer" and \
+        secrets.compare_digest(creds.credentials.encode(), settings.api_token.encode())
+
+
+def require_token(settings: SettingsDep, creds: Credentials) -> None:
     if not settings.api_token:
         raise HTTPException(503, "this server has no API_TOKEN set, so nothing can change state; "
                                  "set API_TOKEN and restart it")
-    if creds is None or creds.scheme.lower() != "bearer" or not secrets.compare_digest(
-            creds.credentials.encode(), settings.api_token.encode()):
+    if not _token_matches(settings, creds):
         raise HTTPException(401, "missing or wrong bearer token: send 'Authorization: Bearer <API_TOKEN>'",
                             headers={"WWW-Authenticate": "Bearer"})
 
 
+def is_operator(request: Request, settings: SettingsDep) -> bool:
+    """Whether the caller sent the token (reads then show operator detail); never refuses, and
+    is no security requirement of the route (the Authorization header is read directly)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return _token_matches(settings, HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+                          if token else None)
+
+
 Authorized = Depends(require_token)
+OperatorDep = Annotated[bool, Depends(is_operator)]

@@ -1,16 +1,16 @@
-"""GET /generate, GET /interpolate and the default-model pin."""
+"""GET /generate and GET /interpolate: images from seeded noise, rendered off the event loop."""
 from __future__ import annotations
 
-from typing import Annotated, Callable, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
-from app.deps import Authorized, RegistryDep, RendererDep
+from app.deps import RegistryDep, RendererDep
 from app.errors import problems
-from app.registry import BadModelRequest, Loaded, ModelRegistry, NoModel
-from app.render import Busy, GridQuery, StripQuery, etag, render_grid, render_strip
-from app.schemas import DefaultModel, ModelInfo
+from app.registry import Busy, Loaded, ModelRegistry
+from app.render import GridQuery, StripQuery, etag, render_grid, render_strip
 from app.settings import get_settings
 from model.imageio import FORMATS
 
@@ -34,12 +34,7 @@ async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) ->
     hot = registry.cached(job, epoch)  # the common case: no thread hop, no file system
     if hot is not None:
         return hot
-    try:
-        return await anyio.to_thread.run_sync(registry.get, job, epoch)
-    except NoModel as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
-    except BadModelRequest as exc:
-        raise HTTPException(404, str(exc)) from None
+    return await anyio.to_thread.run_sync(registry.get, job, epoch)
 
 
 async def _answer(request: Request, renderer, model: Loaded, query, work: Callable[[], bytes],
@@ -101,25 +96,3 @@ async def interpolate_strip(request: Request, registry: RegistryDep,
     query = StripQuery(seed_a, seed_b, steps, truncation, format)
     return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
                          pinned=job is not None and epoch is not None, if_none_match=if_none_match)
-
-
-def _info(registry: ModelRegistry, model: Loaded) -> ModelInfo:
-    return ModelInfo(job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch,
-                     pinned=registry.pinned() is not None)
-
-
-@router.get("/models/default", response_model=ModelInfo, tags=["models"], responses=problems(404, 503),
-            summary="The model /generate uses when no job is named")
-async def get_default_model(registry: RegistryDep) -> ModelInfo:
-    return _info(registry, await _model(registry, None, None))
-
-
-@router.post("/models/default", response_model=ModelInfo, tags=["models"], dependencies=[Authorized],
-             responses=problems(401, 404, 413, 422),
-             summary="Pin the model /generate uses (a job, and optionally one epoch)")
-async def set_default_model(body: DefaultModel, registry: RegistryDep) -> ModelInfo:
-    try:
-        model = await anyio.to_thread.run_sync(registry.pin, body.job_id, body.epoch)
-    except (BadModelRequest, NoModel) as exc:  # that job has no (usable) checkpoint to pin
-        raise HTTPException(404, str(exc)) from None
-    return _info(registry, model)

@@ -1,182 +1,175 @@
-"""POST /train and the /jobs resource: create, list, inspect, cancel, resume, snapshots, metrics."""
+"""POST /train and the /jobs resource: create, list, inspect, cancel, resume, snapshots, metrics.
+
+Every route here touches the job store (fsync, locks, directory listings), so every route is a
+plain `def`: FastAPI runs it in its thread pool and the event loop never waits on the disk.
+Errors of the job side (not found, conflict, busy, queue down) become HTTP answers in
+app/errors.py.
+"""
 from __future__ import annotations
 
-import os
-import time
+import functools
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio.to_thread
-from fastapi import APIRouter, Header, HTTPException, Path as PathParam, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from app.deps import Authorized, SettingsDep, StoreDep
+from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsDep, StoreDep
 from app.errors import problems
-from app.queue import BrokerUnavailable, enqueue
-from app.schemas import Accepted, Job, JobList, MetricsSeries, TrainRequest
+from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, TrainRequest
 from app.settings import Settings
-from model.data import IMAGE_EXTENSIONS
 from model.rundir import RunDir
-from worker.jobs import ACTIVE, JOB_ID, JobConflict, JobNotFound, JobStore, new_job_id
+from worker import jobs
+from worker.datasource import folder_data
+from worker.errors import JobDamaged
+from worker.records import JOB_ID, DamagedRecord, JobRecord, JobState, SyntheticData
+from worker.store import JobStore
 
 router = APIRouter(tags=["jobs"])
 
 JobId = Annotated[str, PathParam(pattern=JOB_ID.pattern, description="job id, as POST /train returned it")]
-RETRY_AFTER = {"Retry-After": "5"}
 
 
-def resolve_data_dir(settings: Settings, data_dir: str) -> str:
-    """`data_dir` (already a plain relative path, see TrainRequest) as a clean path relative to
-    DATA_ROOT: 404 when there is no such folder, 422 when it resolves outside DATA_ROOT through
-    a symlink or holds no image."""
-    root = settings.data_root.resolve()
-    target = (root / data_dir).resolve()
-    if not target.is_relative_to(root):
-        raise HTTPException(422, "data_dir resolves outside DATA_ROOT (a symlink?); refused")
-    if not target.is_dir():
-        raise HTTPException(404, f"no folder {data_dir!r} under DATA_ROOT")
-    if not _has_image(target):
-        raise HTTPException(422, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {data_dir!r}")
-    return str(target.relative_to(root))
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/[^\s'\"(),;:]+")
 
 
-def _has_image(folder: Path) -> bool:
-    for _dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in filenames):
-            return True
-    return False
+def public_text(text: str | None, settings: Settings) -> str | None:
+    """An error or warning as an anonymous reader may see it: host paths become RUNS_DIR/...,
+    DATA_ROOT/... or just the file's name."""
+    if not text:
+        return text
+    for root, name in ((settings.runs_dir, "RUNS_DIR"), (settings.data_root, "DATA_ROOT")):
+        for form in {str(root.resolve()), str(root.absolute())}:
+            text = text.replace(form, name)
+    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
-def job_view(store: JobStore, record: dict[str, Any]) -> Job:
-    run = RunDir(store.run_dir(record["job_id"]))
-    cfg = record["config"]
-    return Job(**{**record, "epochs": record.get("epochs", cfg["epochs"]), "config": cfg,
-                  "snapshots": run.snapshot_epochs()})
+def job_view(store: JobStore, record: JobRecord | DamagedRecord, public: Settings | None = None) -> Job:
+    """A record as GET /jobs shows it. With `public` (the settings, for an anonymous reader),
+    the worker's host:pid is left out and host paths in messages are hidden."""
+    hide = (lambda text: public_text(text, public)) if public is not None else (lambda text: text)
+    if isinstance(record, DamagedRecord):
+        return Job(job_id=record.job_id, state=JobState.DAMAGED, error=hide(record.error),
+                   updated_at=record.updated_at)
+    run = RunDir(store.run_dir(record.job_id))
+    fields = record.model_dump(exclude={"needs_enqueue", "cancel_requested", "decoded", "files"})
+    return Job(**{**fields, "snapshots": run.snapshot_epochs(), "error": hide(record.error),
+                  "warning": hide(record.warning), "worker": None if public is not None else record.worker})
 
 
-def _read(store: JobStore, job_id: str) -> dict[str, Any]:
+def read_view(store: JobStore, job_id: str, public: Settings | None = None) -> Job:
+    """One job as readers see it; a damaged record is shown as such (never a 500)."""
     try:
-        return store.read(job_id)
-    except JobNotFound:
-        raise HTTPException(404, f"no job {job_id}") from None
+        return job_view(store, store.read(job_id), public)
+    except JobDamaged as exc:
+        return job_view(store, DamagedRecord(job_id=job_id, error=str(exc), updated_at=0.0), public)
 
 
 @router.post("/train", status_code=202, response_model=Accepted, dependencies=[Authorized],
              responses=problems(401, 404, 413, 422, 429, 503),
              summary="Start a training job",
              description="Queues a job; a worker trains it. Send an `Idempotency-Key` header to "
-                         "make retries safe: the same key always answers with the same job.")
-async def start_training(body: TrainRequest, response: Response, settings: SettingsDep, store: StoreDep,
-                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Accepted:
+                         "make retries safe: the same key with the same body always answers with "
+                         "the same job (with another body, 422).")
+def start_training(body: TrainRequest, response: Response, settings: SettingsDep, store: StoreDep,
+                   enqueue: EnqueueDep,
+                   idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Accepted:
     cfg = body.train_config()
     if body.dataset == "synthetic":
-        data = {"dataset": "synthetic", "synthetic_images": body.synthetic_images, "synthetic_seed": cfg.seed}
+        data = SyntheticData(synthetic_images=body.synthetic_images, synthetic_seed=cfg.seed)
     else:
-        data = {"data_dir": resolve_data_dir(settings, body.data_dir)}
-
-    job_id = new_job_id()
-    if idempotency_key is not None:
-        existing = await anyio.to_thread.run_sync(store.claim_idempotency_key, idempotency_key, job_id)
-        if existing is not None:
-            response.headers["Location"] = f"/jobs/{existing}"
-            return Accepted(job_id=existing, status_url=f"/jobs/{existing}")
-    try:
-        if await anyio.to_thread.run_sync(store.count_active) >= settings.max_active_jobs:
-            raise HTTPException(429, f"{settings.max_active_jobs} jobs are already queued or running; "
-                                     "wait for one to finish or cancel one", headers=RETRY_AFTER)
-        store.create(job_id, {"config": cfg.to_dict(), "data": data, "epochs": cfg.epochs})
-        try:
-            await anyio.to_thread.run_sync(enqueue, job_id)
-        except BrokerUnavailable as exc:
-            store.delete(job_id)  # no orphan record: the job never existed
-            raise HTTPException(503, f"{exc}; nothing was queued, try again shortly",
-                                headers=RETRY_AFTER) from None
-    except BaseException:
-        if idempotency_key is not None:
-            store.release_idempotency_key(idempotency_key)
-        raise
+        data = folder_data(settings.data_root, body.data_dir)
+    job_id, _created = jobs.submit(store, cfg.to_dict(), data, enqueue, max_active=settings.max_active_jobs,
+                                   idempotency_key=idempotency_key)
     response.headers["Location"] = f"/jobs/{job_id}"
     return Accepted(job_id=job_id, status_url=f"/jobs/{job_id}")
 
 
 @router.get("/jobs", response_model=JobList, summary="All jobs, newest first")
-async def list_jobs(store: StoreDep) -> JobList:
-    records = await anyio.to_thread.run_sync(store.list)
-    return JobList(jobs=[job_view(store, r) for r in records])
+def list_jobs(store: StoreDep, settings: SettingsDep, operator: OperatorDep) -> JobList:
+    public = None if operator else settings
+    return JobList(jobs=[job_view(store, r, public) for r in store.list()])
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=problems(404, 422), summary="One job")
-async def get_job(job_id: JobId, store: StoreDep) -> Job:
-    return job_view(store, _read(store, job_id))
+def get_job(job_id: JobId, store: StoreDep, settings: SettingsDep, operator: OperatorDep) -> Job:
+    return read_view(store, job_id, None if operator else settings)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=Job, status_code=202, dependencies=[Authorized],
-             responses=problems(401, 404, 409, 422),
+             responses=problems(401, 404, 409, 422, 503),
              summary="Cancel a job",
              description="A queued job is cancelled at once; a running one checkpoints and stops "
                          "within one batch (its state turns `cancelled` then).")
-async def cancel_job(job_id: JobId, store: StoreDep) -> Job:
-    _read(store, job_id)
-
-    def change(rec: dict[str, Any]) -> dict[str, Any]:
-        if rec["state"] not in ACTIVE:
-            raise JobConflict(f"job {job_id} is already {rec['state']}")
-        store.request_cancel(job_id)
-        if rec["state"] == "queued" and not store.is_owned(job_id):
-            return {"state": "cancelled", "finished_at": time.time()}
-        return {"cancel_requested": True}
-
-    try:
-        rec = store.update(job_id, change)
-    except JobConflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    return job_view(store, rec)
+def cancel_job(job_id: JobId, store: StoreDep) -> Job:
+    return job_view(store, jobs.cancel(store, job_id))
 
 
 @router.post("/jobs/{job_id}/resume", response_model=Job, status_code=202, dependencies=[Authorized],
              responses=problems(401, 404, 409, 422, 503),
-             summary="Resume a cancelled or failed job from its last checkpoint")
-async def resume_job(job_id: JobId, store: StoreDep) -> Job:
-    before = _read(store, job_id)
+             summary="Resume a cancelled or failed job from its last checkpoint, or extend a job",
+             description="With `{\"epochs\": N}` (more than it has), a succeeded, cancelled or failed "
+                         "job trains on to N epochs.")
+def resume_job(job_id: JobId, store: StoreDep, enqueue: EnqueueDep,
+               body: Annotated[ResumeRequest | None, Body()] = None) -> Job:
+    return job_view(store, jobs.resume(store, job_id, enqueue, body.epochs if body else None))
 
-    def change(rec: dict[str, Any]) -> dict[str, Any]:
-        if rec["state"] not in ("cancelled", "failed"):
-            raise JobConflict(f"job {job_id} is {rec['state']}; only cancelled or failed jobs resume")
-        store.clear_cancel(job_id)
-        return {"state": "queued", "error": None, "crashes": 0, "cancel_requested": False,
-                "finished_at": None}
 
-    try:
-        rec = store.update(job_id, change)
-    except JobConflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    try:
-        await anyio.to_thread.run_sync(enqueue, job_id)
-    except BrokerUnavailable as exc:
-        store.update(job_id, state=before["state"], error=before.get("error"),
-                     finished_at=before.get("finished_at"))
-        raise HTTPException(503, f"{exc}; the job was left {before['state']}", headers=RETRY_AFTER) from None
-    return job_view(store, rec)
+@router.delete("/jobs/{job_id}", status_code=204, dependencies=[Authorized],
+               responses=problems(401, 404, 409, 422, 503),
+               summary="Delete a job that is not queued or running, with its files (and its pin)")
+def delete_job(job_id: JobId, store: StoreDep, registry: RegistryDep) -> Response:
+    jobs.delete(store, job_id)
+    registry.forget_job(job_id)
+    return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/snapshots/{epoch}.png", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}, "description": "the 8x8 fixed-noise grid"},
                        **problems(404, 422)},
             summary="The fixed-noise grid rendered after an epoch")
-async def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000)],
-                       store: StoreDep) -> FileResponse:
+def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000)],
+                 store: StoreDep) -> FileResponse:
     path = RunDir(store.run_dir(job_id)).snapshot_path(epoch)
     if not path.is_file():
         raise HTTPException(404, f"job {job_id} has no snapshot for epoch {epoch}")
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 
+@router.get("/jobs/{job_id}/reals.png", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}, "description": "a grid of training images"},
+                       **problems(404, 422)},
+            summary="A grid of the job's training images (written when training starts)")
+def get_reals(job_id: JobId, store: StoreDep) -> FileResponse:
+    path = RunDir(store.run_dir(job_id)).reals_path
+    if not path.is_file():
+        raise HTTPException(404, f"job {job_id} has no grid of training images yet")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
+
+
 @router.get("/jobs/{job_id}/metrics", response_model=MetricsSeries, responses=problems(404, 422),
-            summary="Loss, speed and quality series for plots")
-async def get_metrics(job_id: JobId, store: StoreDep) -> MetricsSeries:
-    _read(store, job_id)
-    rows = await anyio.to_thread.run_sync(RunDir(store.run_dir(job_id)).read_metrics)
+            summary="Loss, speed and quality series for plots",
+            description="At most MAX_METRIC_POINTS evenly spaced points per series, however long the job.")
+def get_metrics(job_id: JobId, store: StoreDep, settings: SettingsDep) -> MetricsSeries:
+    store.read(job_id)
+    return metric_series(job_id, RunDir(store.run_dir(job_id)), settings)
+
+
+def metric_series(job_id: str, run: RunDir, settings: Settings) -> MetricsSeries:
+    try:
+        st = run.metrics_path.stat()
+        version = (st.st_size, st.st_mtime_ns)
+    except FileNotFoundError:
+        version = (0, 0)
+    return _series(job_id, str(run.metrics_path), version, settings.max_metric_points)
+
+
+@functools.lru_cache(maxsize=8)
+def _series(job_id: str, path: str, version: tuple[int, int], max_points: int) -> MetricsSeries:
+    """Read once per version of the file (its size and mtime), thinned as it is read."""
+    rows = RunDir(Path(path).parent).read_metrics(max_rows=max_points)
     epochs = [r for r in rows if r.get("kind") == "epoch"]
     steps = [r for r in rows if r.get("kind") == "interval"]
     col = lambda rs, k: [r.get(k) for r in rs]  # noqa: E731
@@ -187,4 +180,5 @@ async def get_metrics(job_id: JobId, store: StoreDep) -> MetricsSeries:
                          epoch_seconds=col(epochs, "epoch_seconds"),
                          swd_epochs=col(swd_rows, "epoch"), swd=col(swd_rows, "swd"),
                          steps=col(steps, "step"), step_loss_d=col(steps, "loss_d"),
-                         step_loss_g=col(steps, "loss_g"))
+                         step_loss_g=col(steps, "loss_g"), step_d_x=col(steps, "d_x"),
+                         step_d_g_z=col(steps, "d_g_z"))

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.routing import APIRoute
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import gallery, images_api, jobs_api, ops_api
-from app.observability import BodyLimitMiddleware, LatencyMiddleware, Metrics
+from app import apidocs, export_api, gallery, images_api, jobs_api, models_api, ops_api
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware
+from app.observability import LatencyMiddleware, Metrics
+from app.queue import QueueSender, celery_enqueue
 from app.registry import ModelRegistry
 from app.render import Renderer
 from app.settings import Settings, get_settings
-from model.train import resolve_device
-from worker.jobs import JobStore
+from model.runtime import limit_malloc_arenas, resolve_device
+from worker.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +49,39 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     return await http_exception_handler(request, exc)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] | None = None) -> FastAPI:
+    """The app for `settings`. `enqueue(job_id)` sends a job's wake-up message (default: by
+    Celery task name, bounded by BROKER_TIMEOUT); tests pass their own."""
     settings = settings or get_settings()
+    limit_malloc_arenas()  # many threads run torch here; see model/runtime.py
     app = FastAPI(title="DCGAN faces", version="0.1.0",
                   description="Train a DCGAN on face images and generate faces on demand. "
-                              "State-changing endpoints need `Authorization: Bearer <API_TOKEN>`.")
+                              "State-changing endpoints need `Authorization: Bearer <API_TOKEN>`.",
+                  docs_url=None, redoc_url=None)  # app/apidocs.py serves both, offline
     store = JobStore(settings.runs_dir)
     app.state.settings = settings
     app.state.store = store
+    app.state.enqueue = QueueSender(enqueue or celery_enqueue, timeout=settings.broker_timeout + 1.0)
     app.state.registry = ModelRegistry(settings.runs_dir, resolve_device(settings.device),
                                        settings.model_check_seconds)
     app.state.renderer = Renderer(settings.response_cache_bytes, settings.generate_concurrency,
                                   settings.generate_queue)
     app.state.metrics = Metrics(store)
-    for router in (jobs_api.router, images_api.router, ops_api.router, gallery.router):
+    for router in (jobs_api.router, images_api.router, models_api.router, export_api.router, ops_api.router,
+                   gallery.router):
         app.include_router(router)
+    app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC_DIR), name="static")
+    app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="static-docs")
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
                            expose_headers=["ETag", "X-Checkpoint", "Retry-After"])
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     return app
 
 

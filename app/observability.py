@@ -7,7 +7,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from worker.jobs import JobStore
+from worker.records import JobState
+from worker.store import JobStore
 
 
 class _JobCollector:
@@ -22,14 +23,14 @@ class _JobCollector:
                                      labels=["job_id"])
         speed = GaugeMetricFamily("dcgan_training_images_per_second", "training throughput",
                                   labels=["job_id"])
-        counts: dict[str, int] = {}
+        counts = dict.fromkeys(JobState, 0)
         for rec in self.store.list():
-            counts[rec["state"]] = counts.get(rec["state"], 0) + 1
-            if rec["state"] == "running":
-                progress.add_metric([rec["job_id"]], rec.get("epoch", 0) / max(rec.get("epochs", 1), 1))
-                speed.add_metric([rec["job_id"]], rec.get("images_per_sec") or 0.0)
-        for state in ("queued", "running", "succeeded", "failed", "cancelled"):
-            queued.add_metric([state], counts.get(state, 0))
+            counts[rec.state] += 1
+            if rec.state is JobState.RUNNING:
+                progress.add_metric([rec.job_id], rec.epoch / max(rec.epochs, 1))
+                speed.add_metric([rec.job_id], rec.images_per_sec or 0.0)
+        for state, count in counts.items():
+            queued.add_metric([state.value], count)
         yield queued
         yield progress
         yield speed
@@ -75,58 +76,3 @@ class LatencyMiddleware:
             path = getattr(route, "path", "unmatched")
             self.metrics.latency.labels(scope["method"], path, str(status["code"])).observe(
                 time.perf_counter() - start)
-
-
-class BodyLimitMiddleware:
-    """413 for a request body over `limit` bytes, whether Content-Length says so up front or a
-    chunked body turns out to be too long; the body is never buffered past the limit."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    return await _reject(send, self.limit)
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge()
-            return message
-
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, self.limit)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _reject(send: Send, limit: int) -> None:
-    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,17 @@
-"""Which generator serves a request, loaded once per checkpoint and swapped without a restart.
+"""Which generator serves a request; loaded once per checkpoint, swapped without a restart, and
+bounded in memory whatever the requests.
 
-Unless a request names a job (and epoch), the model is the one pinned with POST /models/default,
-or else the newest checkpoint of the job whose checkpoints changed last. A checkpoint that does
-not load (truncated, corrupt, unsafe) is skipped for the one before it and reported as a problem
-(/readyz says "degraded"); it is never a 500.
+Unless a request names a job (and epoch), the model is, in this order:
+  1. the pinned (job, epoch) of POST /models/default (epoch left out: that job's newest);
+  2. the newest checkpoint of the most recently *succeeded* job;
+  3. when nothing has succeeded yet, the newest checkpoint of any job (a first-time user still
+     sees the first job's progress).
+A checkpoint that does not load (truncated, corrupt, unsafe) is skipped for the one before it
+and reported as a problem (/readyz says "degraded"); it is never a 500.
+
+Memory: at most `max_loaded` generators are held; the answers remembered between requests are
+checkpoint identities, not models. Loads run `load_concurrency` at a time with at most
+`load_queue` waiting (beyond: Busy, a 503), and read only the entries serving needs.
 """
 from __future__ import annotations
 
@@ -16,13 +24,27 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import CheckpointError, CheckpointRef, list_checkpoints, load_checkpoint
+from app.schemas import ModelInfo
+from model.checkpoint import (
+    SERVING_ENTRIES,
+    CheckpointError,
+    CheckpointRef,
+    first_loadable,
+    list_checkpoints,
+    load_checkpoint,
+    pinned_epochs,
+    write_pinned_epochs,
+)
 from model.fsutil import atomic_write_bytes
-from model.sampling import networks_from_checkpoint
 from model.networks import Discriminator, Generator
-from worker.jobs import JOB_ID
+from model.rundir import RunDir
+from model.runtime import release_free_memory
+from model.sampling import networks_from_checkpoint
+from worker.records import JOB_ID, JobRecord, JobState
+from worker.store import JobStore
 
-LOADED_MODELS = 3  # generators kept in memory (the newest few checkpoints, or pinned ones)
+MAX_LOADED = 3  # generators kept in memory (the newest few checkpoints, or pinned ones)
+PIN_FILE = "_default_model.json"
 
 
 class NoModel(Exception):
@@ -30,7 +52,11 @@ class NoModel(Exception):
 
 
 class BadModelRequest(Exception):
-    """A job or epoch that was asked for does not exist."""
+    """A job or epoch that was asked for does not exist or cannot be served."""
+
+
+class Busy(Exception):
+    """Too much work running and waiting (renders or model loads); try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -46,94 +72,175 @@ class Loaded:
         return f"{self.job_id}/{self.ref.name}"
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What `get(job, epoch)` resolved to, remembered for check_seconds (no model inside)."""
+    at: float
+    job_id: str
+    identity: str
+    problems: tuple[str, ...]
+
+
 class ModelRegistry:
-    def __init__(self, runs_dir: Path, device: torch.device, check_seconds: float = 1.0) -> None:
+    def __init__(self, runs_dir: Path, device: torch.device, check_seconds: float = 1.0, *,
+                 max_loaded: int = MAX_LOADED, load_concurrency: int = 1, load_queue: int = 8) -> None:
         self.runs_dir = Path(runs_dir)
+        self.store = JobStore(self.runs_dir)
         self.device = device
         self.check_seconds = check_seconds
+        self.max_loaded = max_loaded
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._bad: dict[str, str] = {}  # identity -> why it did not load
-        self._newest: tuple[float, str | None] = (0.0, None)
-        self._resolved: dict[tuple[str | None, int | None], tuple[float, Loaded, list[str]]] = {}
+        self._answers: dict[tuple[str | None, int | None], _Answer] = {}
+        self._default: tuple[float, str | None] = (-1e9, None)
+        self._load_slots = threading.BoundedSemaphore(load_concurrency)
+        self._load_limit = load_concurrency + load_queue
+        self._loads_waiting = 0
+        self._loading: dict[str, threading.Event] = {}
 
     # -- the pinned default --------------------------------------------------------------------
     @property
     def _pin_path(self) -> Path:
-        return self.runs_dir / "_default_model.json"
+        return self.runs_dir / PIN_FILE
 
     def pinned(self) -> tuple[str, int | None] | None:
         try:
             pin = json.loads(self._pin_path.read_text())
-            return pin["job_id"], pin.get("epoch")
+            job_id, epoch = pin["job_id"], pin.get("epoch")
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id) or not (
+                epoch is None or (isinstance(epoch, int) and not isinstance(epoch, bool))):
+            return None
+        return job_id, epoch
+
+    def _checkpoints_of(self, job_id: str) -> Path:
+        return RunDir(self.store.run_dir(job_id)).checkpoints
 
     def pin(self, job_id: str, epoch: int | None) -> Loaded:
-        loaded = self.get(job_id, epoch)  # refuses what cannot be served
+        """Make (job, epoch) the default. A pinned epoch's checkpoint is never pruned."""
+        self._checkpoints(job_id)  # BadModelRequest for a job that does not exist
+        folder, kept = self._checkpoints_of(job_id), set()
+        if epoch is not None:  # protect it first, so pruning cannot remove it while we look
+            kept = pinned_epochs(folder)
+            write_pinned_epochs(folder, kept | {epoch})
+        try:
+            loaded = self.get(job_id, epoch)  # refuses what cannot be served
+        except BaseException:
+            if epoch is not None and epoch not in kept:
+                write_pinned_epochs(folder, pinned_epochs(folder) - {epoch})
+            raise
+        previous = self.pinned()
         atomic_write_bytes(self._pin_path, json.dumps({"job_id": job_id, "epoch": epoch}).encode())
-        self._resolved.clear()  # this process answers with the new default at once (others within check_seconds)
+        if previous is not None and previous != (job_id, epoch):
+            self._release_pin(*previous)
+        self._forget_answers()
         return loaded
+
+    def unpin(self) -> None:
+        previous = self.pinned()
+        self._pin_path.unlink(missing_ok=True)
+        if previous is not None:
+            self._release_pin(*previous)
+        self._forget_answers()
+
+    def forget_job(self, job_id: str) -> None:
+        """A job was deleted: drop its pin and its loaded models."""
+        pin = self.pinned()
+        if pin is not None and pin[0] == job_id:
+            self._pin_path.unlink(missing_ok=True)
+        with self._lock:
+            for identity in [i for i in self._loaded if i.startswith(f"{job_id}/")]:
+                del self._loaded[identity]
+        self._forget_answers()
+
+    def _release_pin(self, job_id: str, epoch: int | None) -> None:
+        if epoch is not None:
+            folder = self._checkpoints_of(job_id)
+            if folder.is_dir():
+                write_pinned_epochs(folder, pinned_epochs(folder) - {epoch})
+
+    def _forget_answers(self) -> None:
+        """This process answers with the new default at once (others within check_seconds)."""
+        with self._lock:
+            self._answers.clear()
+            self._default = (-1e9, None)
 
     # -- choosing ------------------------------------------------------------------------------
     def _checkpoints(self, job_id: str) -> list[CheckpointRef]:
-        if not JOB_ID.match(job_id or "") or not (self.runs_dir / job_id).is_dir():
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id) or not (self.runs_dir / job_id).is_dir():
             raise BadModelRequest(f"no job {job_id!r}")
-        return list_checkpoints(self.runs_dir / job_id / "checkpoints")
+        return list_checkpoints(self._checkpoints_of(job_id))
 
-    def newest_job(self) -> str | None:
-        """The job whose newest checkpoint was written last (re-checked every check_seconds)."""
-        checked_at, job = self._newest
+    def default_job(self) -> str | None:
+        """The job the default model comes from (see the module docstring), re-checked every
+        check_seconds."""
+        checked_at, job = self._default
         if time.monotonic() - checked_at < self.check_seconds:
             return job
+        pin = self.pinned()
+        job = pin[0] if pin is not None else self._newest_succeeded() or self._newest_written()
+        self._default = (time.monotonic(), job)
+        return job
+
+    def _newest_succeeded(self) -> str | None:
+        done = [r for r in self.store.list() if isinstance(r, JobRecord) and r.state is JobState.SUCCEEDED
+                and list_checkpoints(self._checkpoints_of(r.job_id))]
+        return max(done, key=lambda r: (r.finished_at or 0.0, r.job_id)).job_id if done else None
+
+    def _newest_written(self) -> str | None:
         best, best_time = None, -1
-        if self.runs_dir.is_dir():
-            for p in self.runs_dir.iterdir():
-                if not JOB_ID.match(p.name):
+        if not self.runs_dir.is_dir():
+            return None
+        for p in self.runs_dir.iterdir():
+            if not JOB_ID.match(p.name):
+                continue
+            for ref in list_checkpoints(RunDir(p).checkpoints)[-1:]:
+                try:
+                    mtime = ref.path.stat().st_mtime_ns
+                except OSError:
                     continue
-                refs = list_checkpoints(p / "checkpoints")
-                for ref in refs[-1:]:
-                    try:
-                        mtime = ref.path.stat().st_mtime_ns
-                    except OSError:
-                        continue
-                    if mtime > best_time:
-                        best, best_time = p.name, mtime
-        self._newest = (time.monotonic(), best)
+                if mtime > best_time:
+                    best, best_time = p.name, mtime
         return best
 
     def cached(self, job_id: str | None = None, epoch: int | None = None) -> Loaded | None:
-        """The answer `get` gave for the same question less than check_seconds ago, without any
-        I/O (so the event loop may call it); None when it has to be worked out again."""
-        hit = self._resolved.get((job_id, epoch))
-        if hit is not None and time.monotonic() - hit[0] < self.check_seconds:
-            return hit[1]
-        return None
+        """The model `get` gave for the same question less than check_seconds ago, if it is
+        still loaded; no I/O, so the event loop may call it."""
+        answer = self._answers.get((job_id, epoch))
+        if answer is None or time.monotonic() - answer.at >= self.check_seconds:
+            return None
+        with self._lock:
+            return self._loaded.get(answer.identity)
 
     def get(self, job_id: str | None = None, epoch: int | None = None) -> Loaded:
         """The generator for (job, epoch); defaults as described in the module docstring.
         NoModel when the default has nothing to serve; BadModelRequest when a named job or
-        epoch cannot be served. Blocking (file system, checkpoint loads)."""
+        epoch cannot be served; Busy when too many loads are waiting. Blocking."""
         loaded, problems = self._resolve(job_id, epoch)
-        if len(self._resolved) > 1024:  # bounded: (job, epoch) pairs come from requests
-            self._resolved.clear()
-        self._resolved[(job_id, epoch)] = (time.monotonic(), loaded, problems)
+        with self._lock:
+            if len(self._answers) > 1024:  # bounded: (job, epoch) pairs come from requests
+                self._answers.clear()
+            self._answers[(job_id, epoch)] = _Answer(time.monotonic(), loaded.job_id, loaded.identity,
+                                                     tuple(problems))
         return loaded
 
     def status(self) -> tuple[Loaded, list[str]]:
         """The default model and the damaged checkpoints skipped to reach it (for /readyz)."""
-        loaded, problems = self._resolve(None, None)
-        return loaded, problems
+        return self._resolve(None, None)
+
+    def describe(self, model: Loaded) -> ModelInfo:
+        return ModelInfo(job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch,
+                         pinned=self.pinned() is not None)
 
     def _resolve(self, job_id: str | None, epoch: int | None) -> tuple[Loaded, list[str]]:
         missing = NoModel if job_id is None else BadModelRequest
         if job_id is None:
             pin = self.pinned()
-            if pin is not None:
-                job_id, pinned_epoch = pin
-                epoch = epoch if epoch is not None else pinned_epoch
-            else:
-                job_id = self.newest_job()
+            job_id = self.default_job()
+            if pin is not None and pin[0] == job_id and epoch is None:
+                epoch = pin[1]
         if job_id is None:
             raise NoModel("no trained model yet: start a job with POST /train (or `make run`, "
                           "which queues a demo job) and try again after its first epoch")
@@ -142,43 +249,67 @@ class ModelRegistry:
             refs = [r for r in refs if r.epoch == epoch and r.batch == 0]
             if not refs:
                 raise BadModelRequest(f"job {job_id} has no checkpoint for epoch {epoch}")
-        problems = []
-        for ref in reversed(refs):
-            try:
-                return self._load(job_id, ref), problems
-            except CheckpointError as exc:
-                problems.append(f"{job_id}/{exc}")
+        ref, loaded, problems = first_loadable(reversed(refs), lambda r: self._load(job_id, r))
+        problems = [f"{job_id}/{p}" for p in problems]
+        if loaded is not None:
+            return loaded, problems
         if problems:
             raise missing(f"no loadable checkpoint for job {job_id}: {'; '.join(problems)}")
         raise missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")
 
+    # -- loading -------------------------------------------------------------------------------
     def _load(self, job_id: str, ref: CheckpointRef) -> Loaded:
         try:
             st = ref.path.stat()
         except OSError:
             raise CheckpointError(f"{ref.name} vanished") from None
         identity = f"{job_id}/{ref.name}/{st.st_size}/{st.st_mtime_ns}"
-        with self._lock:
-            if identity in self._loaded:
-                self._loaded.move_to_end(identity)
-                return self._loaded[identity]
-            if identity in self._bad:
-                raise CheckpointError(self._bad[identity])
+        while True:
+            with self._lock:
+                if identity in self._loaded:
+                    self._loaded.move_to_end(identity)
+                    return self._loaded[identity]
+                if identity in self._bad:
+                    raise CheckpointError(self._bad[identity])
+                other = self._loading.get(identity)
+                if other is None:
+                    if self._loads_waiting >= self._load_limit:
+                        raise Busy()
+                    self._loads_waiting += 1
+                    self._loading[identity] = threading.Event()
+                    break
+            other.wait()  # someone else is loading this very file: use their result
         try:
-            state = load_checkpoint(ref.path)
+            with self._load_slots:
+                try:
+                    loaded = self._read(job_id, ref, identity)
+                finally:
+                    release_free_memory()  # the mapped file and the copies made while building the nets
+            with self._lock:
+                self._loaded[identity] = loaded
+                while len(self._loaded) > self.max_loaded:
+                    self._loaded.popitem(last=False)
+            return loaded
+        finally:
+            with self._lock:
+                self._loads_waiting -= 1
+                self._loading.pop(identity).set()
+
+    def _read(self, job_id: str, ref: CheckpointRef, identity: str) -> Loaded:
+        try:
+            state = load_checkpoint(ref.path, entries=SERVING_ENTRIES)
             g, d = networks_from_checkpoint(state, self.device, with_discriminator=True)
         except CheckpointError as exc:
-            with self._lock:
-                self._bad[identity] = str(exc)
+            self._remember_bad(identity, str(exc))
             raise
         except Exception as exc:  # shapes that do not fit, a config from a future version...
             msg = f"{ref.name}: unusable checkpoint ({type(exc).__name__})"
-            with self._lock:
-                self._bad[identity] = msg
+            self._remember_bad(identity, msg)
             raise CheckpointError(msg) from None
-        loaded = Loaded(job_id, ref, identity, g, d)
+        return Loaded(job_id, ref, identity, g, d)
+
+    def _remember_bad(self, identity: str, why: str) -> None:
         with self._lock:
-            self._loaded[identity] = loaded
-            while len(self._loaded) > LOADED_MODELS:
-                self._loaded.popitem(last=False)
-        return loaded
+            if len(self._bad) > 1024:
+                self._bad.clear()
+            self._bad[identity] = why

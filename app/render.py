@@ -13,18 +13,13 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Callable
 
-
-from app.registry import Loaded
+from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
 from model.sampling import best_of, generate, interpolate
-
-
-class Busy(Exception):
-    """Too many renders running and waiting; try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +110,10 @@ class Renderer:
         self._waiting = 0
         self._inflight: dict[str, asyncio.Future] = {}
 
-    @property
-    def busy(self) -> int:
-        return self._waiting
+    async def run(self, work: Callable[[], bytes]) -> bytes:
+        """`work()` on the render threads, uncached and never refused: for a streamed answer
+        that has already started (and is bounded by its own admission check)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
     async def get(self, key: str, work: Callable[[], bytes]) -> tuple[bytes, bool]:
         """(body, came_from_cache) for `key`, computing `work()` in a thread when needed."""

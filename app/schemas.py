@@ -9,6 +9,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from app.settings import get_settings
 from model.config import TrainConfig, field_kind
+from model.presets import PRESETS, resolve
+from worker.records import DatasetInfo, JobState
 
 _DEFAULTS = TrainConfig()
 _SERVER = get_settings()
@@ -42,6 +44,9 @@ def _train_fields() -> dict[str, Any]:
         if kind is tuple:
             ann: Any = list[json_int(ge=1, le=100_000)]
             fld = Field(default=list(default), description=f.metadata["help"], min_length=1, max_length=1000)
+        elif kind is str:
+            ann = Literal[tuple(f.metadata["choices"])]
+            fld = Field(default=default, description=f.metadata["help"])
         else:
             ann = {int: JsonInt, float: float, bool: bool}[kind]
             fld = Field(default=default, description=f.metadata["help"], strict=True, **meta)
@@ -69,6 +74,10 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
                                           json_schema_extra=_no_default())
     synthetic_images: JsonInt = Field(2048, ge=16, le=_SERVER.max_synthetic_images,
                                   description="images in the synthetic dataset")
+    preset: Literal[tuple(PRESETS)] = Field(
+        None, description="a named set of the fields above (" + "; ".join(
+            f"{k}: {v.summary}" for k, v in PRESETS.items()) + "); fields given as well override it",
+        json_schema_extra=_no_default())
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "oneOf": [{"required": ["data_dir"]}, {"required": ["dataset"]}],
         "examples": [{"dataset": "synthetic", "synthetic_images": 1024, "epochs": 10, "ngf": 32,
@@ -89,15 +98,27 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
         return value
 
     @model_validator(mode="after")
-    def _one_source(self) -> "TrainRequest":
+    def _one_source(self) -> TrainRequest:
         if (self.data_dir is None) == (self.dataset is None):
             raise ValueError("give exactly one of data_dir (a folder under DATA_ROOT) or "
                              "dataset: \"synthetic\"")
         return self
 
+    @model_validator(mode="after")
+    def _preset_within_caps(self) -> TrainRequest:
+        """A preset's values meet this server's caps too (they do at the default caps)."""
+        if self.preset is not None:
+            for name, value in PRESETS[self.preset].values.items():
+                if name in _CAPS and name not in self.model_fields_set and value > _CAPS[name]:
+                    raise ValueError(f"preset {self.preset} sets {name} {value}, above this server's "
+                                     f"limit {_CAPS[name]}; give a smaller {name} as well")
+        return self
+
     def train_config(self) -> TrainConfig:
+        """The preset's values (if any), then the fields the request gave; the rest the seed's."""
         names = {f.name for f in dataclasses.fields(TrainConfig)}
-        return TrainConfig.from_dict({k: v for k, v in self.model_dump().items() if k in names})
+        given = {k: v for k, v in self.model_dump().items() if k in names and k in self.model_fields_set}
+        return resolve(self.preset, given)
 
 
 class Accepted(BaseModel):
@@ -105,20 +126,14 @@ class Accepted(BaseModel):
     status_url: str
 
 
-class DatasetInfo(BaseModel):
-    images: int
-    files_found: int
-    skipped: int
-    skipped_by_reason: dict[str, int]
-    skipped_examples: list[list[str]] = []
-
-
 class Job(BaseModel):
+    """A job as readers see it: its record (worker/records.py) plus the snapshot epochs on disk.
+    A record that cannot be read is `damaged`, with the reason in `error`."""
     job_id: str
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    state: JobState
     phase: Optional[str] = None
     epoch: int = 0
-    epochs: int
+    epochs: int = 0
     step: int = 0
     loss_d: Optional[float] = None
     loss_g: Optional[float] = None
@@ -129,15 +144,15 @@ class Job(BaseModel):
     eta_seconds: Optional[float] = None
     error: Optional[str] = None
     warning: Optional[str] = None
-    config: dict[str, Any]
-    data: dict[str, Any]
+    config: Optional[dict[str, Any]] = None
+    data: Optional[dict[str, Any]] = None
     dataset: Optional[DatasetInfo] = None
-    snapshots: list[int]
+    snapshots: list[int] = []
     checkpoint: Optional[str] = None
     attempts: int = 0  # times a worker started (or resumed) it
     crashes: int = 0  # times its worker died under it (MAX_ATTEMPTS of these fail it)
-    worker: Optional[str] = None  # host:pid of the process training it
-    created_at: float
+    worker: Optional[str] = None  # host:pid of the process training it (shown with the token)
+    created_at: Optional[float] = None
     updated_at: float
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
@@ -162,6 +177,8 @@ class MetricsSeries(BaseModel):
     steps: list[int]
     step_loss_d: list[Optional[float]]
     step_loss_g: list[Optional[float]]
+    step_d_x: list[Optional[float]] = []
+    step_d_g_z: list[Optional[float]] = []
 
 
 class DefaultModel(BaseModel):
@@ -171,10 +188,34 @@ class DefaultModel(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """Which checkpoint answers: the job, the file, its epoch, and whether it was pinned."""
     job_id: str
     checkpoint: str
     epoch: int
     pinned: bool
+
+
+class CheckpointInfo(BaseModel):
+    epoch: int  # completed epochs
+    batch: int  # batches of the next epoch (0: an end-of-epoch checkpoint)
+    name: str
+    bytes: int
+    modified_at: float
+    swd: Optional[float] = None  # quality at that epoch, when it was measured
+    pinned: bool  # kept whatever the pruning: the pinned default model
+    served: bool  # what /generate answers with when no job is named
+
+
+class CheckpointList(BaseModel):
+    job_id: str
+    checkpoints: list[CheckpointInfo]
+
+
+class ResumeRequest(BaseModel):
+    """Optional body of POST /jobs/{id}/resume."""
+    epochs: Optional[json_int(ge=1, le=100_000)] = Field(
+        None, description="extend the job to this many epochs (more than it has)")
+    model_config = ConfigDict(extra="forbid")
 
 
 class Problem(BaseModel):

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +87,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--max-rss-mb", type=float, default=3000)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp), redis_url=None, GENERATE_QUEUE="64")
@@ -143,6 +143,11 @@ def main() -> int:
           f"  ({len(probe_ms)} requests)")
     print(f"app RSS: start {rss[0]:.0f} MB, max {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
     print(f"training job meanwhile: {state['state']}, epoch {state['epoch']}, step {state['step']}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "requests": len(results), "errors": errors, "status_counts": {str(k): v for k, v in codes.items()},
+            "rss_mb": {"start": rss[0], "max": max(rss), "end": rss[-1]}, "hits": len(hits),
+            "misses": len(misses), "training": {k: state[k] for k in ("state", "epoch", "step")}}))
     if errors or max(rss) > args.max_rss_mb:
         print("FAIL: errors or memory over the bound", file=sys.stderr)
         return 1

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.config import TrainConfig  # noqa: E402
 from model.networks import Discriminator, Generator  # noqa: E402
-from model.train import resolve_device, train  # noqa: E402
+from model.runtime import resolve_device  # noqa: E402
+from model.train import train  # noqa: E402
 
 
 def make_images(folder: Path, count: int) -> Path:

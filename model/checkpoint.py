@@ -1,24 +1,32 @@
 """Checkpoint files: naming, atomic saving, safe loading, fallback to the last good one, pruning.
 
 A checkpoint is one dict of tensors and plain values (never pickled modules), loaded with
-`torch.load(weights_only=True)`, so a file that tries to run code on load is refused.
+`torch.load(weights_only=True)`, so a file that tries to run code on load is refused. Each
+top-level entry carries its own CRC32, so a reader that needs only some entries (the app needs
+the generators, not the optimiser states) maps the file and reads and checks just those.
 """
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import threading
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 
-from model.fsutil import atomic_open, remove_stale_temp_files
+from model.fsutil import atomic_open, atomic_write_bytes, remove_stale_temp_files
 
-FORMAT = "dcgan-faces-checkpoint/1"
+FORMAT = "dcgan-faces-checkpoint/2"  # /2: one checksum per entry; /1 (one for all) still loads
+_FORMATS = ("dcgan-faces-checkpoint/1", FORMAT)
+PINNED_FILE = ".pinned.json"  # epochs a user pinned in a checkpoints folder: never pruned
+# What sampling needs from a checkpoint; everything else (optimiser states, RNG) is for training.
+SERVING_ENTRIES = ("config", "epoch", "step", "generator", "generator_ema", "discriminator")
 _NAME = re.compile(r"^epoch-(\d{4,})(?:-b(\d{6,}))?\.pt$")
 
 log = logging.getLogger(__name__)
@@ -107,7 +115,7 @@ class _RecordingWriter(io.RawIOBase):
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write atomically: temp file in the same folder, fsync, rename, fsync the folder."""
     state = {"format": FORMAT, **state}
-    state["checksum"] = content_checksum(state)
+    state["checksums"] = {k: content_checksum(v) for k, v in state.items()}
     with atomic_open(Path(path)) as f:
         writer = _RecordingWriter(f)
         try:
@@ -118,47 +126,90 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             raise
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and sanity-check one checkpoint; raise CheckpointError saying what is wrong."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu",
+                    entries: Iterable[str] | None = None) -> dict[str, Any]:
+    """Load and check one checkpoint; raise CheckpointError saying what is wrong.
+
+    With `entries`, only those entries are checked and returned, and the file is memory-mapped,
+    so the rest of it is never read into memory.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=entries is not None)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # torch raises several types for truncated/corrupt/unsafe files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path.name}: not a loadable checkpoint ({first[:200]})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in _FORMATS:
         raise CheckpointError(f"{path.name}: not a dcgan-faces checkpoint")
-    for key in ("generator", "config", "epoch", "step", "checksum"):
+    for key in ("generator", "config", "epoch", "step"):
         if key not in state:
             raise CheckpointError(f"{path.name}: checkpoint lacks '{key}'")
-    expected = state.pop("checksum")
+    if "checksums" in state:
+        sums = state.pop("checksums")
+        wanted = [k for k in (entries if entries is not None else list(state)) if k in state]
+        if not isinstance(sums, dict) or any(sums.get(k) != content_checksum(state[k]) for k in wanted):
+            raise CheckpointError(f"{path.name}: checksum mismatch, the file is damaged")
+        return {k: state[k] for k in wanted}
+    if "checksum" not in state:
+        raise CheckpointError(f"{path.name}: checkpoint lacks 'checksum'")
+    expected = state.pop("checksum")  # format /1: one checksum over everything
     if content_checksum(state) != expected:
         raise CheckpointError(f"{path.name}: checksum mismatch, the file is damaged")
-    return state
+    return state if entries is None else {k: state[k] for k in entries if k in state}
 
 
-def load_latest(folder: Path, map_location: str | torch.device = "cpu"
-                ) -> tuple[CheckpointRef | None, dict[str, Any] | None, list[str]]:
-    """The newest checkpoint that loads, with the problems met on the way.
+T = TypeVar("T")
 
-    A truncated or corrupt newest file is reported and the one before it is used, so a crash
-    while writing (or a bad disk block) costs at most one epoch.
-    """
+
+def first_loadable(refs: Iterable[CheckpointRef], load: Callable[[CheckpointRef], T]
+                   ) -> tuple[CheckpointRef | None, T | None, list[str]]:
+    """The first of `refs` that `load` accepts, with the problems met on the way (each
+    CheckpointError's message); (None, None, problems) when none does."""
     problems: list[str] = []
-    for ref in reversed(list_checkpoints(folder)):
+    for ref in refs:
         try:
-            return ref, load_checkpoint(ref.path, map_location), problems
+            return ref, load(ref), problems
         except CheckpointError as exc:
             log.warning("skipping checkpoint: %s", exc)
             problems.append(str(exc))
     return None, None, problems
 
 
+def load_latest(folder: Path, map_location: str | torch.device = "cpu", entries: Iterable[str] | None = None
+                ) -> tuple[CheckpointRef | None, dict[str, Any] | None, list[str]]:
+    """The newest checkpoint that loads, with the problems met on the way.
+
+    A truncated or corrupt newest file is reported and the one before it is used, so a crash
+    while writing (or a bad disk block) costs at most one epoch.
+    """
+    return first_loadable(reversed(list_checkpoints(folder)),
+                          lambda ref: load_checkpoint(ref.path, map_location, entries))
+
+
+def pinned_epochs(folder: Path) -> set[int]:
+    """End-of-epoch checkpoints in `folder` that a user pinned (pruning keeps them)."""
+    try:
+        epochs = json.loads((Path(folder) / PINNED_FILE).read_text())
+        return {int(e) for e in epochs if isinstance(e, int) and not isinstance(e, bool)}
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def write_pinned_epochs(folder: Path, epochs: Iterable[int]) -> None:
+    path = Path(folder) / PINNED_FILE
+    epochs = sorted(set(epochs))
+    if epochs:
+        atomic_write_bytes(path, json.dumps(epochs).encode())
+    else:
+        path.unlink(missing_ok=True)
+
+
 def prune_checkpoints(folder: Path, keep_last: int, keep_epochs: Iterable[int]) -> list[Path]:
-    """Delete all but the newest `keep_last` checkpoints and the end-of-epoch ones in `keep_epochs`."""
-    keep_epochs = set(keep_epochs)
+    """Delete all but the newest `keep_last` checkpoints, the end-of-epoch ones in `keep_epochs`
+    and the pinned ones."""
+    keep_epochs = set(keep_epochs) | pinned_epochs(folder)
     refs = list_checkpoints(folder)
     removed = []
     for ref in refs[:-keep_last] if keep_last > 0 else refs:
@@ -187,12 +238,10 @@ class CheckpointWriter:
         self.keep_epochs = set(keep_epochs)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self.last_written: Path | None = None
 
     def _write(self, state: dict[str, Any], path: Path) -> None:
         try:
             save_checkpoint(state, path)
-            self.last_written = path
             prune_checkpoints(self.folder, self.keep_last, self.keep_epochs)
         except BaseException as exc:  # re-raised in the training thread by wait()
             self._error = exc
@@ -231,20 +280,20 @@ def cpu_copy(obj: Any) -> Any:
     return obj
 
 
-def load_epoch(folder: Path, epoch: int | None = None, map_location: str | torch.device = "cpu"
-               ) -> tuple[CheckpointRef, dict[str, Any]]:
+def load_epoch(folder: Path, epoch: int | None = None, map_location: str | torch.device = "cpu",
+               entries: Iterable[str] | None = None) -> tuple[CheckpointRef, dict[str, Any]]:
     """The end-of-epoch checkpoint for `epoch`, or the newest loadable one when epoch is None."""
     refs = list_checkpoints(folder)
     if not refs:
         raise CheckpointError(f"no checkpoints in {folder}; train first")
     if epoch is None:
-        ref, state, problems = load_latest(folder, map_location)
+        ref, state, problems = load_latest(folder, map_location, entries)
         if ref is None:
             raise CheckpointError(f"no loadable checkpoint in {folder} ({'; '.join(problems)})")
         return ref, state
     for ref in refs:
         if ref.epoch == epoch and ref.batch == 0:
-            return ref, load_checkpoint(ref.path, map_location)
+            return ref, load_checkpoint(ref.path, map_location, entries)
     have = sorted({r.epoch for r in refs if r.batch == 0})
     raise CheckpointError(f"no checkpoint for epoch {epoch} in {folder}; available: "
                           f"{', '.join(map(str, have)) or 'none'}")

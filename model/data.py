@@ -8,15 +8,17 @@ resume maps that file instead of reading any image.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,11 +27,23 @@ from model.fsutil import atomic_write_bytes, fsync_dir
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 # Part of the cache key: bump when decode_image changes what it produces.
-TRANSFORM_VERSION = "rgb-on-white/resize-short-side-bilinear-antialias/center-crop/v1"
+TRANSFORM_VERSION = "rgb-on-white/resize-short-side-bilinear-antialias/center-crop/v2"
 # Images smaller than this on either side are skipped: upscaled, they would only teach blur.
 MIN_SIDE = 8
-# Pillow refuses images over ~179 Mpx by default as decompression bombs; we keep that guard.
-Image.MAX_IMAGE_PIXELS = 89_478_485
+# The decoders Pillow may use, whatever a file's content says it is. Pillow otherwise picks the
+# decoder from the content, so an EPS file named .jpg would run Ghostscript; none of these
+# starts an external program.
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+# Pixels one file may have (after JPEG's reduced-scale decoding): a 40 Mpx photo is fine, a
+# 13000x13000 PNG is skipped as "too many pixels" before a byte of it is decoded.
+MAX_PIXELS = 40_000_000
+# Bytes of decoded pixels that all decode threads together may hold at once, whatever the
+# number of cores; a file needing more than this is skipped.
+DECODE_MEMORY = 1 << 30
+# Bytes per pixel of each Pillow mode while decoding (unknown modes count as the largest).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+               "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
+               "I": 4, "F": 4}
 
 
 class DataError(ValueError):
@@ -38,6 +52,37 @@ class DataError(ValueError):
 
 class BadImage(Exception):
     """One file is not a usable image; the message is the short reason recorded in the stats."""
+
+
+class CacheSpaceError(DataError):
+    """The disk cannot hold the decoded image cache; the message says how much it needs."""
+
+
+class DecodeStopped(Exception):
+    """should_stop() asked for a stop while the folder was being decoded."""
+
+
+class _MemoryBudget:
+    """Decode threads reserve the bytes a file will need before decoding it, and wait while the
+    reservations of the others would take the total past `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        if nbytes > self.capacity:
+            raise BadImage("too many pixels")
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + nbytes <= self.capacity)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()
 
 
 @dataclass
@@ -69,21 +114,35 @@ def default_cache_dir() -> Path:
     return Path(base) / "dcgan-faces"
 
 
-def find_images(root: Path) -> list[Path]:
-    """Image files under `root` (ImageFolder layout or flat), sorted, hidden entries skipped."""
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist")
-    if not root.is_dir():
-        raise DataError(f"data folder {root} is not a folder")
-    found = []
+def _image_files(root: Path) -> Iterator[Path]:
+    """Image files under `root` (ImageFolder layout or flat) as os.walk finds them, hidden
+    entries skipped, symlinked folders not followed."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(Path(dirpath) / name)
-    found.sort()
-    return found
+                yield Path(dirpath) / name
+
+
+def _check_folder(root: Path) -> None:
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"data folder {root} is not a folder")
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under `root`, sorted."""
+    root = Path(root)
+    _check_folder(root)
+    return sorted(_image_files(root))
+
+
+def has_images(root: Path) -> bool:
+    """Whether `root` holds at least one file `find_images` would list (stops at the first)."""
+    root = Path(root)
+    _check_folder(root)
+    return next(_image_files(root), None) is not None
 
 
 def fingerprint(root: Path, files: list[Path], image_size: int) -> str:
@@ -101,10 +160,10 @@ def fingerprint(root: Path, files: list[Path], image_size: int) -> str:
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited onto white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        if a.size and a.max() > 255:
-            a = a / 257.0
-        im = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+        a = np.asarray(im)
+        if a.size and a.max() > 255:  # a 16-bit range: keep the top 8 bits
+            a = np.clip(a.astype(np.float32) * (1 / 257) + 0.5, 0, 255)
+        im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -114,36 +173,46 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_image(path: Path, size: int) -> np.ndarray:
+_UNLIMITED = _MemoryBudget(1 << 62)
+
+
+def decode_image(path: Path, size: int, budget: _MemoryBudget = _UNLIMITED) -> np.ndarray:
     """One file -> uint8 3 x size x size: shorter side resized to `size`, centre-cropped (the
-    seed's Resize + CenterCrop). Raises BadImage with a short reason."""
+    seed's Resize + CenterCrop). Raises BadImage with a short reason, whatever goes wrong with
+    the file: one bad file never fails a whole folder."""
     try:
         if os.path.getsize(path) == 0:
             raise BadImage("empty file")
-        with Image.open(path) as im:
+        with Image.open(path, formats=PIL_FORMATS) as im:
             im.draft(None, (size, size))  # JPEG: let libjpeg decode big photos at a reduced scale
-            im.load()
-            if min(im.size) < MIN_SIDE:
-                raise BadImage(f"smaller than {MIN_SIDE}px")
-            im = _to_rgb(im)
             w, h = im.size
-            side = min(w, h)
-            left, top = (w - side) / 2, (h - side) / 2
-            if (w, h) != (size, size):
-                im = im.resize((size, size), Image.Resampling.BILINEAR,
-                               box=(left, top, left + side, top + side))
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+            if min(w, h) < MIN_SIDE:
+                raise BadImage(f"smaller than {MIN_SIDE}px")
+            if w * h > MAX_PIXELS:
+                raise BadImage("too many pixels")
+            # the decoded image, one converted copy of it (float32 for 16-bit) and the RGB result
+            with budget.reserve(w * h * (_MODE_BYTES.get(im.mode, 8) + 4 + 3)):
+                im.load()
+                im = _to_rgb(im)
+                side = min(w, h)
+                left, top = (w - side) / 2, (h - side) / 2
+                if (w, h) != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR,
+                                   box=(left, top, left + side, top + side))
+                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
     except BadImage:
         raise
     except UnidentifiedImageError:
         raise BadImage("not an image") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage("too many pixels") from None
+    except MemoryError:
+        raise BadImage("too large to decode") from None
     except OSError as exc:
         msg = str(exc).lower()
         raise BadImage("truncated" if "truncated" in msg else "unreadable") from None
-    except (ValueError, SyntaxError, MemoryError, Image.DecompressionBombWarning):
-        raise BadImage("unreadable") from None
+    except Exception as exc:  # any decoder's own failure (NotImplementedError, ValueError, ...)
+        raise BadImage(f"unreadable ({type(exc).__name__})") from None
 
 
 def _cache_files(cache_dir: Path, fp: str) -> tuple[Path, Path]:
@@ -165,51 +234,121 @@ def _open_cached(cache_dir: Path, fp: str, image_size: int) -> tuple[np.ndarray,
         return None
 
 
+def _reserve_space(fd: int, nbytes: int, cache_dir: Path) -> None:
+    """Allocate the cache file's blocks up front: a disk that cannot hold it fails here, with a
+    message saying how much is needed, instead of killing the process with SIGBUS when a write
+    to the memory map finds no free block."""
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            # no fallocate on this file system: check the free space instead, and write on
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                st = os.statvfs(cache_dir)
+                if st.f_bavail * st.f_frsize >= nbytes:
+                    os.ftruncate(fd, nbytes)
+                    return
+            else:
+                raise
+        st = os.statvfs(cache_dir)
+        raise CacheSpaceError(
+            f"disk full: the decoded image cache needs {_size(nbytes)} in {cache_dir} and only "
+            f"{_size(st.f_bavail * st.f_frsize)} is free; free some space (or point DCGAN_CACHE_DIR "
+            "at a larger disk), then resume the job") from None
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def remove_stale_decodes(cache_dir: Path) -> list[Path]:
+    """Delete the temp files of decodes whose process died (each live decode holds a lock on its
+    temp file, so one that can be locked is abandoned)."""
+    removed = []
+    for p in Path(cache_dir).glob(".*.u8.tmp-*"):
+        try:
+            fd = os.open(p, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # alive
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
 def _decode_into_cache(files: list[Path], root: Path, image_size: int, data_path: Path,
-                       workers: int, progress: Callable[[int, int], None] | None
-                       ) -> tuple[int, Counter, list[tuple[str, str]]]:
+                       workers: int, progress: Callable[[int, int], None] | None,
+                       should_stop: Callable[[], bool]) -> tuple[int, Counter, list[tuple[str, str]]]:
     """Decode `files` into a temp file beside `data_path`, compact out the failures, rename it
-    into place. Returns (usable images, skip reasons, examples)."""
+    into place. Returns (usable images, skip reasons, examples). Raises DecodeStopped when
+    should_stop() turns true, CacheSpaceError when the disk cannot hold the cache; either way
+    the temp file is gone."""
     row = 3 * image_size * image_size
+    remove_stale_decodes(data_path.parent)
     tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     ok = np.zeros(len(files), dtype=bool)
     reasons: dict[int, str] = {}
     done = 0
     lock = threading.Lock()
+    budget = _MemoryBudget(DECODE_MEMORY)
+    stop = threading.Event()
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(len(files), 3, image_size, image_size))
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "alive" to remove_stale_decodes in other processes
+        _reserve_space(fd, len(files) * row, data_path.parent)
+        images = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(len(files), 3, image_size, image_size))
 
-        def work(start: int, stop: int) -> None:
+        def work(out: np.ndarray, start: int, end: int) -> None:
             nonlocal done
-            for i in range(start, stop):
+            for i in range(start, end):
+                if stop.is_set():
+                    return
                 try:
-                    out[i] = decode_image(files[i], image_size)
+                    out[i] = decode_image(files[i], image_size, budget)
                     ok[i] = True
                 except BadImage as exc:
                     reasons[i] = str(exc)
             with lock:
-                done += stop - start
+                done += end - start
                 if progress:
                     progress(done, len(files))
 
-        chunk = 256
+        chunk = 64
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(work, s, min(s + chunk, len(files)))
+            futures = [pool.submit(work, images, s, min(s + chunk, len(files)))
                        for s in range(0, len(files), chunk)]
             for f in futures:
+                while not f.done():
+                    if should_stop():
+                        stop.set()
+                        break
+                    try:
+                        f.result(timeout=0.2)
+                    except TimeoutError:
+                        continue
+                if stop.is_set():
+                    for other in futures:
+                        other.cancel()
+                    break
                 f.result()
+        if stop.is_set():
+            raise DecodeStopped()
         # Compact in place: usable rows move down over the holes, then the tail is cut off,
         # so there is never a second full copy of the data in memory or on disk.
         keep = np.flatnonzero(ok)
         for dst, src in enumerate(keep):
             if dst != src:
-                out[dst] = out[src]
-        out.flush()
-        del out
-        with open(tmp, "r+b") as f:
-            f.truncate(len(keep) * row)
-            f.flush()
-            os.fsync(f.fileno())
+                images[dst] = images[src]
+        images.flush()
+        del images
+        os.ftruncate(fd, len(keep) * row)
+        os.fsync(fd)
         if len(keep):
             os.replace(tmp, data_path)
             fsync_dir(data_path.parent)
@@ -219,6 +358,8 @@ def _decode_into_cache(files: list[Path], root: Path, image_size: int, data_path
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    finally:
+        os.close(fd)
     counts = Counter(reasons.values())
     examples = [(str(files[i].relative_to(root)), r) for i, r in sorted(reasons.items())[:20]]
     return len(keep), counts, examples
@@ -226,11 +367,14 @@ def _decode_into_cache(files: list[Path], root: Path, image_size: int, data_path
 
 def load_dataset(root: Path, image_size: int = 96, cache_dir: Path | None = None,
                  max_images: int = 0, workers: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ImageDataset:
+                 progress: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> ImageDataset:
     """Find, decode (first time only) and map the images under `root`.
 
-    Unreadable, truncated or too-small files are skipped and counted, never fatal. A folder with
-    no usable image raises DataError naming the folder.
+    Unreadable, truncated, too-small or too-large files are skipped and counted, never fatal. A
+    folder with no usable image raises DataError naming the folder; a disk too small for the
+    cache, CacheSpaceError; should_stop() during decoding, DecodeStopped (within a fraction of
+    a second, whatever the folder's size).
     """
     root = Path(root)
     real_root = root.resolve()
@@ -253,7 +397,8 @@ def load_dataset(root: Path, image_size: int = 96, cache_dir: Path | None = None
     if cached is None:
         data_path, meta_path = _cache_files(cache_dir, fp)
         n, counts, examples = _decode_into_cache(
-            files, root, image_size, data_path, workers or min(32, (os.cpu_count() or 1) * 2), progress)
+            files, root, image_size, data_path, workers or min(16, (os.cpu_count() or 1) * 2), progress,
+            should_stop)
         if outside:
             counts["outside the data folder"] += outside
         meta = {"images": n, "files_found": len(candidates), "image_size": image_size,

@@ -3,6 +3,7 @@
     run_dir/
       config.json              TrainConfig + where the data came from
       fixed_noise.pt           the snapshot grid's noise (CPU-drawn from the job seed)
+      reals.png                a grid of training images, to set beside the snapshots
       checkpoints/epoch-NNNN.pt
       snapshots/epoch-NNNN.png 8x8 fixed-noise grid
       metrics.jsonl            one JSON object per logged interval and per completed epoch
@@ -13,9 +14,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -36,6 +38,10 @@ class RunDir:
     @property
     def fixed_noise_path(self) -> Path:
         return self.root / "fixed_noise.pt"
+
+    @property
+    def reals_path(self) -> Path:
+        return self.root / "reals.png"
 
     @property
     def checkpoints(self) -> Path:
@@ -76,19 +82,37 @@ class RunDir:
         atomic_write_bytes(self.config_path, json.dumps(body, indent=2, sort_keys=True).encode())
 
     # -- metrics.jsonl ----------------------------------------------------------------------
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """All complete lines; a torn last line (a crash mid-append) is ignored."""
-        out = []
+    def read_metrics(self, max_rows: int | None = None) -> list[dict[str, Any]]:
+        """The logged rows, oldest first; a torn last line (a crash mid-append) is ignored.
+
+        With `max_rows`, a very long log is thinned as it is read, line by line (memory stays
+        bounded whatever the file's size): at most `max_rows` evenly spaced interval rows and as
+        many epoch rows, plus every epoch row that carries an SWD measurement.
+        """
+        if max_rows is None:
+            return list(self._rows())
+        kept: dict[str, _Thinned] = {"interval": _Thinned(max_rows), "epoch": _Thinned(max_rows)}
+        measured = []
+        for row in self._rows():
+            if row.get("kind") == "epoch" and row.get("swd") is not None:
+                measured.append(row)
+            elif row.get("kind") in kept:
+                kept[row["kind"]].add(row)
+        epochs = sorted(kept["epoch"].rows() + measured, key=lambda r: r.get("step", 0))
+        return epochs + kept["interval"].rows()
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
         try:
-            with open(self.metrics_path, encoding="utf-8") as f:
+            with open(self.metrics_path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     try:
-                        out.append(json.loads(line))
+                        row = json.loads(line)
                     except ValueError:
                         continue
+                    if isinstance(row, dict):
+                        yield row
         except FileNotFoundError:
-            pass
-        return out
+            return
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
@@ -115,3 +139,24 @@ class RunDir:
         torch.save(noise, buf)
         atomic_write_bytes(self.fixed_noise_path, buf.getvalue())
         return noise
+
+
+class _Thinned:
+    """Keeps every stride-th row added, doubling the stride whenever twice `limit` rows are
+    kept, so the rows kept stay evenly spaced and fewer than 2 * limit; `rows()` trims to limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.stride, self.seen = max(limit, 1), 1, 0
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.seen % self.stride == 0:
+            self._rows.append(row)
+            if len(self._rows) >= 2 * self.limit:
+                self._rows = self._rows[::2]
+                self.stride *= 2
+        self.seen += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        step = max(1, -(-len(self._rows) // self.limit))  # ceil: at most `limit` rows
+        return self._rows[::step]

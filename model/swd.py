@@ -105,5 +105,5 @@ def swd(real: torch.Tensor | list[torch.Tensor], fake: torch.Tensor, per_image: 
     computed once with `pyramid_descriptors` (a training run reuses them at every snapshot)."""
     real_desc = real if isinstance(real, list) else pyramid_descriptors(real, per_image, seed)
     fake_desc = pyramid_descriptors(fake, per_image, seed + 1)
-    levels = [1e3 * sliced_wasserstein(r, f, seed=seed) for r, f in zip(real_desc, fake_desc)]
+    levels = [1e3 * sliced_wasserstein(r, f, seed=seed) for r, f in zip(real_desc, fake_desc, strict=True)]
     return {"swd": sum(levels) / len(levels), "swd_levels": levels}

@@ -15,10 +15,11 @@ import math
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from PIL import Image, ImageChops, ImageDraw
 
@@ -64,18 +65,18 @@ def _lerp(a: float, b: float, t: float) -> float:
 
 # Curves and ellipses are sampled from cached weight tables: the drawing is mostly
 # point arithmetic in Python, and this is its hot loop.
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quad_weights(n: int) -> tuple[tuple[float, float, float], ...]:
     return tuple(((1 - t) ** 2, 2 * (1 - t) * t, t * t) for t in (k / n for k in range(1, n + 1)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cubic_weights(n: int) -> tuple[tuple[float, float, float, float], ...]:
     return tuple(((1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t ** 3)
                  for t in (k / n for k in range(1, n + 1)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_circle(n: int) -> tuple[Point, ...]:
     return tuple((math.cos(2 * math.pi * k / n), math.sin(2 * math.pi * k / n)) for k in range(n))
 
@@ -129,7 +130,7 @@ def _translate(dx: float, dy: float) -> _Affine:
 
 
 def _mix(c1: Color, c2: Color, t: float) -> Color:
-    return tuple(round(_lerp(a, b, t)) for a, b in zip(c1, c2))
+    return tuple(round(_lerp(a, b, t)) for a, b in zip(c1, c2, strict=True))
 
 
 def _shade(c: Color, f: float) -> Color:

@@ -22,7 +22,7 @@ export API_TOKEN
 if [ -n "${REDIS_URL:-}" ]; then
   MODE="Redis at ${REDIS_URL%%@*}... (REDIS_URL)"
 else
-  MODE="embedded (no Redis: Celery filesystem queue + SQLite results under $RUNS_DIR/_broker)"
+  MODE="embedded (no Redis: Celery filesystem queue under $RUNS_DIR/_broker)"
 fi
 
 pids=()

@@ -1,45 +1,63 @@
-"""The Celery application: broker, queue and delivery settings. No task code is imported here
-(the worker loads `worker.tasks` through `include`), so the app can enqueue by name.
+"""The Celery application: broker, queue and delivery settings, and `enqueue`, which sends a job's
+wake-up message by task name. No task code is imported here (the worker loads `worker.tasks`
+through `include`), so anything can enqueue without importing the training stack.
 
     celery -A worker.celery_app worker --queues train --concurrency 1
+
+Nothing reads task results (the job record on disk is the truth), so there is no result backend.
 """
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 
-from app.settings import Settings, get_settings
+from worker.errors import BrokerUnavailable
+from worker.settings import ServiceSettings, get_service_settings
 
 TRAIN_QUEUE = "train"
 TRAIN_TASK = "worker.tasks.train_job"
 
 
-def broker_config(settings: Settings) -> dict:
+def broker_folders(settings: ServiceSettings) -> dict[str, str]:
+    """Embedded mode's queue folders, all under RUNS_DIR/_broker (never the working directory)."""
+    base = settings.broker_dir
+    return {"data_folder_in": str(base / "queue"), "data_folder_out": str(base / "queue"),
+            "processed_folder": str(base / "processed"), "control_folder": str(base / "control")}
+
+
+def ensure_broker_folders(settings: ServiceSettings) -> None:
+    if settings.broker_mode == "embedded":
+        for folder in broker_folders(settings).values():
+            os.makedirs(folder, exist_ok=True)
+
+
+def broker_config(settings: ServiceSettings) -> dict:
     """Redis when REDIS_URL is set; otherwise the embedded mode: Celery's filesystem transport
-    and a SQLite result store under RUNS_DIR/_broker, with no server to install."""
-    if not settings.embedded:
+    under RUNS_DIR/_broker, with no server to install."""
+    if settings.broker_mode == "redis":
+        timeout = settings.broker_timeout
         return {
             "broker_url": settings.redis_url,
-            "result_backend": settings.redis_url,
-            # Unacknowledged messages of dead consumers are swept back every few seconds
-            # (kombu's default is ~100 s); a live owner's lock makes the copy a no-op.
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout,
-                                         "unacked_restore_interval": min(10, settings.visibility_timeout),
-                                         "unacked_restore_throttle": 1},
+            "broker_transport_options": {
+                "visibility_timeout": settings.visibility_timeout,
+                # Unacknowledged messages of dead consumers are swept back every few seconds
+                # (kombu's default is ~100 s); a live owner's lock makes the copy a no-op.
+                "unacked_restore_interval": min(10, settings.visibility_timeout),
+                "unacked_restore_throttle": 1,
+                # A Redis that accepts connections but never answers (paused, half-open) must
+                # fail a send within seconds instead of hanging its caller for good.
+                "socket_timeout": max(timeout, 2.0),
+                "socket_connect_timeout": timeout,
+            },
+            "broker_connection_timeout": timeout,
         }
-    queue_dir = settings.broker_dir / "queue"
-    processed = settings.broker_dir / "processed"
-    for d in (queue_dir, processed):
-        d.mkdir(parents=True, exist_ok=True)
-    return {
-        "broker_url": "filesystem://",
-        "broker_transport_options": {"data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir),
-                                     "processed_folder": str(processed), "store_processed": False},
-        "result_backend": f"db+sqlite:///{(settings.broker_dir / 'results.sqlite').resolve()}",
-    }
+    return {"broker_url": "filesystem://",
+            "broker_transport_options": {**broker_folders(settings), "store_processed": False}}
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
+def make_celery(settings: ServiceSettings | None = None) -> Celery:
+    settings = settings or get_service_settings()
     app = Celery("dcgan_faces", include=["worker.tasks"])
     app.conf.update(
         **broker_config(settings),
@@ -47,8 +65,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
-        result_serializer="json",
-        result_expires=7 * 24 * 3600,
+        task_ignore_result=True,
         # A job is acknowledged only when its task returns, and goes back to the queue if the
         # process running it dies; the job's owner lock keeps redeliveries from running it twice.
         task_acks_late=True,
@@ -56,7 +73,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,  # a fresh process (and CUDA context) per training job
         broker_connection_retry_on_startup=True,
-        broker_connection_timeout=3,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
     )
@@ -68,8 +84,30 @@ app = celery_app  # `celery -A worker.celery_app` looks for `app`/`celery`
 
 
 def enqueue(job_id: str) -> None:
-    """Send the wake-up message for a job, by task name. Blocking; gives up within seconds
-    when the broker is away (the caller decides what that means)."""
-    celery_app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=True,
-                         retry_policy={"max_retries": 1, "interval_start": 0.2,
-                                       "interval_step": 0.2, "interval_max": 0.5})
+    """Send the wake-up message for a job, by task name. Blocking, but bounded: it gives up
+    within a few seconds when the broker is away or silent, raising BrokerUnavailable."""
+    settings = get_service_settings()
+    try:
+        ensure_broker_folders(settings)
+        celery_app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=True,
+                             retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                           "interval_step": 0.2, "interval_max": 0.5})
+    except Exception as exc:  # kombu OperationalError, redis ConnectionError/TimeoutError, OSError...
+        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+
+
+QUEUE_MARKER = "dcgan-faces:queue-marker"
+
+
+def broker_forgot_messages(settings: ServiceSettings) -> bool:
+    """Whether the broker has lost what it held since this was last asked (a Redis restarted
+    without persistence, or flushed): the marker key left by the previous call is gone. The
+    first caller after such a loss gets True (SET NX is atomic), so one watchdog re-sends the
+    queued jobs' messages. Embedded mode keeps its queue on disk and never forgets."""
+    if settings.broker_mode != "redis":
+        return False
+    try:
+        with celery_app.connection_for_write() as conn:
+            return bool(conn.default_channel.client.set(QUEUE_MARKER, "1", nx=True))
+    except Exception as exc:
+        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc

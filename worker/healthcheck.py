@@ -9,13 +9,13 @@ import os
 import sys
 import time
 
-from app.settings import get_settings
+from worker.settings import get_service_settings
 
 STALE_AFTER = 60.0  # seconds; the worker writes every 10
 
 
 def main() -> int:
-    folder = get_settings().runs_dir / "_workers"
+    folder = get_service_settings().heartbeat_dir
     host = os.uname().nodename
     for path in folder.glob(f"{host}-*.json") if folder.is_dir() else []:
         try:

@@ -1,9 +1,10 @@
-"""Running one job: ownership, state changes, progress, cancel and hand-off around model.train.
+"""Running one job, and the watchdog pass that recovers jobs whose worker died.
 
-The Celery task (worker/tasks.py) is a thin shell over `run_job`; this module knows nothing of
-Celery either, so its rules can be read in one place:
+Orchestration only: the rules of a job's life are the transitions in worker/lifecycle.py, the
+records and locks are worker/store.py, the training is model.train. This module knows nothing of
+Celery either (worker/tasks.py is a thin shell over it):
 
-- a job is trained only by the process holding its owner lock (worker/jobs.py);
+- a job is trained only by the process holding its owner lock;
 - a job found `running` with nobody holding the lock was orphaned by a dead process: it is
   resumed from its last checkpoint, and failed once that has happened `max_attempts` times;
 - cancel -> checkpoint -> `cancelled`; shutdown -> checkpoint -> `queued` again (handed to the
@@ -15,12 +16,16 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
 
-from app.settings import Settings
-from worker.jobs import TERMINAL, JobConflict, JobNotFound, JobStore
+from model.progress import TrainProgress
+from worker import lifecycle
+from worker.datasource import training_folder
+from worker.errors import JobConflict, JobDamaged, JobNotFound, StoreBusy
+from worker.records import TERMINAL, DamagedRecord, DatasetInfo, JobState
+from worker.settings import ServiceSettings
+from worker.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -35,51 +40,12 @@ class Outcome:
     detail: str = ""
 
 
-def synthetic_folder(settings: Settings, count: int, seed: int) -> Path:
-    """The procedural face dataset a job asked for, written once and shared by later jobs."""
-    from model.synth import write_dataset
-
-    folder = settings.synthetic_dir / f"faces-s{seed}-n{count}"
-    write_dataset(folder, count, seed=seed)
-    return folder
-
-
-def data_folder(settings: Settings, record: dict[str, Any]) -> Path:
-    data = record["data"]
-    if data.get("dataset") == "synthetic":
-        return synthetic_folder(settings, int(data["synthetic_images"]), int(data.get("synthetic_seed", 0)))
-    return (settings.data_root / data["data_dir"]).resolve()
-
-
-def _orphaned(record: dict[str, Any], max_attempts: int) -> dict[str, Any]:
-    """A job marked running whose owner lock is free: its process died. Count it, and give up
-    once it has happened `max_attempts` times."""
-    crashes = record.get("crashes", 0) + 1
-    if crashes >= max_attempts:
-        return {"state": "failed", "crashes": crashes, "finished_at": time.time(),
-                "error": f"the worker died {crashes} times while training this job "
-                         f"(last owner {record.get('worker')}); not retried again. "
-                         "Check the worker logs (out of memory?), then POST /jobs/<id>/resume."}
-    return {"state": "queued", "crashes": crashes, "worker": None}
-
-
-def _start(record: dict[str, Any], max_attempts: int) -> dict[str, Any]:
-    """Under the record lock, holding the owner lock: may this process start the job now?"""
-    if record["state"] in TERMINAL:
-        raise JobConflict(f"already {record['state']}")
-    changes = _orphaned(record, max_attempts) if record["state"] == "running" else {}
-    if changes.get("state") == "failed":
-        return changes
-    return {**changes, "state": "running", "attempts": record.get("attempts", 0) + 1,
-            "started_at": record.get("started_at") or time.time(), "worker": _worker_name(),
-            "needs_enqueue": False, "error": None}
-
-
-def _worker_name() -> str:
+def worker_name() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
-def _failure_message(exc: BaseException) -> str:
+def failure_message(exc: BaseException) -> str:
+    """What a person reads in the job's `error`: the cause and what to do about it."""
     from model.checkpoint import CheckpointError
     from model.config import ConfigError
     from model.data import DataError
@@ -88,38 +54,26 @@ def _failure_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return (f"disk full while writing to {exc.filename or 'the run folder'}: the last complete "
-                "checkpoint is kept; free some space, then POST /jobs/<id>/resume")
+                "checkpoint is kept; free some space, then resume the job")
     if type(exc).__name__ == "OutOfMemoryError":
         return "the GPU ran out of memory: start a job with a smaller batch_size, ngf or ndf"
     return f"{type(exc).__name__}: {exc}"
 
 
-class _Progress:
-    """Turns model.train progress callbacks into (throttled) job.json updates."""
+class _Reporter:
+    """model.train's progress events -> job.json, at most every PROGRESS_EVERY seconds (epoch
+    ends, warnings and the finish always)."""
 
     def __init__(self, store: JobStore, job_id: str) -> None:
         self.store, self.job_id = store, job_id
         self.last = 0.0
 
-    def __call__(self, info: dict[str, Any]) -> None:
-        phase = info.get("phase")
-        fields: dict[str, Any] = {"phase": phase}
-        if phase == "warning":
-            fields = {"warning": info["message"]}
-        elif phase == "data":
-            fields.update({k: info[k] for k in ("decoded", "files") if k in info})
-        else:
-            completed = info["epoch"] if info.get("kind", "epoch") == "epoch" else info["epoch"] - 1
-            fields["epoch"] = completed
-            for k in ("epochs", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_sec",
-                      "eta_seconds", "checkpoint", "swd"):
-                if info.get(k) is not None:
-                    fields[k] = info[k]
+    def __call__(self, event: TrainProgress) -> None:
         now = time.monotonic()
-        urgent = info.get("kind") == "epoch" or phase in ("warning", "done", "stopped")
+        urgent = event.epoch_end or event.warning is not None or event.phase in ("done", "stopped")
         if urgent or now - self.last >= PROGRESS_EVERY:
             self.last = now
-            self.store.update(self.job_id, **fields)
+            self.store.update(self.job_id, lambda rec: lifecycle.report(rec, event))
 
 
 class _StopCheck:
@@ -142,10 +96,18 @@ class _StopCheck:
         return bool(self.reason)
 
 
-def run_job(settings: Settings, job_id: str, shutting_down: Callable[[], bool],
+def _own(store: JobStore, job_id: str):
+    for _ in range(OWN_RETRIES):
+        lease = store.try_own(job_id)
+        if lease is not None:
+            return lease
+        time.sleep(0.05)
+    return None
+
+
+def run_job(settings: ServiceSettings, job_id: str, shutting_down: Callable[[], bool],
             enqueue: Callable[[str], None]) -> Outcome:
     """Train job `job_id` if nobody else is; return what became of it."""
-    from model.config import TrainConfig
     from model.train import train
 
     store = JobStore(settings.runs_dir)
@@ -153,82 +115,83 @@ def run_job(settings: Settings, job_id: str, shutting_down: Callable[[], bool],
         record = store.read(job_id)
     except JobNotFound:
         return Outcome("skipped", "no such job (deleted, or never recorded)")
-    if record["state"] in TERMINAL:
-        return Outcome("skipped", f"already {record['state']}")
-    lease = None
-    for _ in range(OWN_RETRIES):
-        lease = store.try_own(job_id)
-        if lease is not None:
-            break
-        time.sleep(0.05)
+    except JobDamaged as exc:
+        return Outcome("skipped", f"damaged record: {exc}")
+    if record.state in TERMINAL:
+        return Outcome("skipped", f"already {record.state.value}")
+    lease = _own(store, job_id)
     if lease is None:
         return Outcome("skipped", "another worker owns it")
     try:
         try:
-            record = store.update(job_id, lambda r: _start(r, settings.max_attempts))
+            record = store.update(job_id, lambda rec: lifecycle.start(rec, worker_name(), settings.max_attempts))
         except JobConflict as exc:
             return Outcome("skipped", str(exc))
-        if record["state"] == "failed":
-            return Outcome("failed", record["error"])
+        if record.state is JobState.FAILED:
+            return Outcome("failed", record.error or "")
         if store.cancel_requested(job_id):
-            store.update(job_id, state="cancelled", finished_at=time.time())
+            store.update(job_id, lambda rec: lifecycle.cancelled(rec, None))
             return Outcome("cancelled")
         stop = _StopCheck(store, job_id, shutting_down)
         try:
-            cfg = TrainConfig.from_dict(record["config"])
-            result = train(cfg, store.run_dir(job_id), _Progress(store, job_id), stop,
-                           data_dir=data_folder(settings, record), device=settings.device,
+            result = train(record.train_config(), store.run_dir(job_id), _Reporter(store, job_id), stop,
+                           data_dir=training_folder(settings, record.data), device=settings.device,
                            cache_dir=settings.cache_dir)
         except Exception as exc:  # a job failing must never take the worker down with it
             log.exception("job %s failed", job_id)
-            store.update(job_id, state="failed", error=_failure_message(exc), finished_at=time.time())
-            return Outcome("failed", _failure_message(exc))
-        data = {"dataset": {k: result.data[k] for k in ("images", "files_found", "skipped",
-                                                         "skipped_by_reason", "skipped_examples")}}
+            message = failure_message(exc)
+            store.update(job_id, lambda rec: lifecycle.fail(rec, message))
+            return Outcome("failed", message)
+        dataset = DatasetInfo.model_validate(result.data) if result.data is not None else None
         if not result.stopped:
-            store.update(job_id, state="succeeded", finished_at=time.time(), eta_seconds=0, **data)
+            store.update(job_id, lambda rec: lifecycle.succeed(rec, dataset))
             return Outcome("succeeded")
         if stop.reason == "cancel":
-            store.update(job_id, state="cancelled", finished_at=time.time(), **data)
+            store.update(job_id, lambda rec: lifecycle.cancelled(rec, dataset))
             return Outcome("cancelled")
-        store.update(job_id, state="queued", needs_enqueue=True, worker=None, **data)
+        store.update(job_id, lambda rec: lifecycle.hand_back(rec, dataset))
     finally:
         lease.release()
-    _enqueue_or_flag(store, job_id, enqueue)
+    send_or_flag(store, job_id, enqueue)
     return Outcome("queued", "handed back for the next worker")
 
 
-def _enqueue_or_flag(store: JobStore, job_id: str, enqueue: Callable[[str], None]) -> None:
-    """Send the job's wake-up message; if the broker is away, leave `needs_enqueue` set for
-    the watchdog to send it later."""
+def send_or_flag(store: JobStore, job_id: str, enqueue: Callable[[str], None]) -> None:
+    """Send a queued job's wake-up message; if the broker is away, its `needs_enqueue` stays
+    set and the watchdog sends it later."""
     try:
         enqueue(job_id)
     except Exception as exc:
-        log.warning("could not re-enqueue %s now (%s); the watchdog will", job_id, exc)
+        log.warning("could not enqueue %s now (%s); the watchdog will", job_id, exc)
         return
-    store.update(job_id, needs_enqueue=False)
+    store.update(job_id, lifecycle.enqueued)
 
 
-def recover_orphans(settings: Settings, enqueue: Callable[[str], None]) -> list[str]:
+def recover_orphans(settings: ServiceSettings, enqueue: Callable[[str], None], resend_queued: bool = False
+                    ) -> list[str]:
     """Watchdog pass: jobs marked running that nobody owns (their process died) and queued jobs
-    whose message could not be sent are put (back) on the queue. Safe to run anywhere, any
-    number of times: a duplicate message is dropped by whoever cannot take the owner lock."""
+    whose message may not be on the queue are sent (again); with `resend_queued` (the broker
+    lost its messages) every queued job is. Safe to run anywhere, any number of times: a
+    duplicate message is dropped by whoever cannot take the owner lock, or finds the job done.
+    One job that cannot be handled (damaged, locked, a full disk) never stops the pass."""
     store = JobStore(settings.runs_dir)
     sent = []
     for rec in store.list():
-        job_id = rec["job_id"]
+        if isinstance(rec, DamagedRecord):
+            continue
+        job_id = rec.job_id
 
-        def check(r: dict[str, Any]) -> dict[str, Any]:
-            if r["state"] == "running" and not store.is_owned(job_id):
-                return {**_orphaned(r, settings.max_attempts), "needs_enqueue": True}
-            return {}
+        def check(r, job_id=job_id):
+            if r.state is JobState.RUNNING and not store.is_owned(job_id):
+                return lifecycle.orphaned(r, settings.max_attempts)
+            return r
 
         try:
-            if rec["state"] == "running":
+            if rec.state is JobState.RUNNING:
                 rec = store.update(job_id, check)
-            if rec["state"] == "queued" and rec.get("needs_enqueue"):
-                _enqueue_or_flag(store, job_id, enqueue)
+            if rec.state is JobState.QUEUED and (rec.needs_enqueue or resend_queued):
+                send_or_flag(store, job_id, enqueue)
                 sent.append(job_id)
-        except JobNotFound:
-            continue
+        except (JobNotFound, JobDamaged, JobConflict, StoreBusy, OSError) as exc:
+            log.warning("watchdog: skipped job %s this pass (%s)", job_id, exc)
     return sent

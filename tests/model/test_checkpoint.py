@@ -88,7 +88,7 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_corrup
     warnings = []
     result = train(tiny_config(epochs=3), tmp_path / "run", progress=warnings.append, data_dir=image_folder)
     assert result.epoch == 3 and result.step == 18  # epoch 3 was trained again from epoch 2
-    assert any(w["phase"] == "warning" and "epoch-0003.pt" in w["message"] for w in warnings)
+    assert any(e.warning and "epoch-0003.pt" in e.warning for e in warnings)
     assert load_checkpoint(newest)["epoch"] == 3
 
 
@@ -106,5 +106,35 @@ def test_a_single_flipped_bit_inside_tensor_data_is_caught(tmp_path):
     at = raw.find(bytes(4096))  # well inside the zeros tensor's data
     raw[at + 2048] ^= 0x01
     (tmp_path / "epoch-0001.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(tmp_path / "epoch-0001.pt")
+
+
+def test_serving_reads_and_checks_only_the_entries_it_needs(image_folder, tmp_path):
+    from model.checkpoint import SERVING_ENTRIES
+    train(tiny_config(epochs=1), tmp_path / "run", data_dir=image_folder)
+    path = tmp_path / "run" / "checkpoints" / "epoch-0001.pt"
+    raw = torch.load(path, weights_only=True)
+    first = next(iter(raw["optimizer_g"]["state"].values()))
+    first["exp_avg"].add_(1.0)  # damage training state only, keeping the stored checksums
+    torch.save(raw, path)
+    served = load_checkpoint(path, entries=SERVING_ENTRIES)
+    assert set(served) == {"config", "epoch", "step", "generator", "generator_ema", "discriminator"}
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)  # resuming training checks everything and refuses it
+    raw["generator"]["main.0.weight"].add_(1.0)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path, entries=SERVING_ENTRIES)
+
+
+def test_checkpoints_of_the_first_format_still_load(tmp_path):
+    state = {"format": "dcgan-faces-checkpoint/1", "config": {}, "epoch": 1, "step": 2,
+             "generator": {"w": torch.ones(2)}}
+    state["checksum"] = ckpt.content_checksum(state)
+    torch.save(state, tmp_path / "epoch-0001.pt")
+    assert load_checkpoint(tmp_path / "epoch-0001.pt", entries=["generator"])["generator"]["w"].sum() == 2
+    state["generator"]["w"][0] = 5
+    torch.save(state, tmp_path / "epoch-0001.pt")
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_checkpoint(tmp_path / "epoch-0001.pt")

@@ -12,7 +12,7 @@ def test_images_are_decoded_once_per_folder_not_once_per_epoch(tmp_path, monkeyp
     folder = write_blob_images(tmp_path / "imgs", 48)
     opened = []
     real_decode = data_mod.decode_image
-    monkeypatch.setattr(data_mod, "decode_image", lambda p, s: opened.append(p) or real_decode(p, s))
+    monkeypatch.setattr(data_mod, "decode_image", lambda p, *a: opened.append(p) or real_decode(p, *a))
     cfg = tiny_config(epochs=3)
     train(cfg, tmp_path / "run1", data_dir=folder, cache_dir=tmp_path / "cache")
     assert len(opened) == 48  # three epochs, each file decoded exactly once
@@ -113,3 +113,139 @@ def test_too_few_images_for_one_batch_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="fewer than one batch of 16"):
         train(tiny_config(), tmp_path / "run", data_dir=folder)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+# -- hostile and unlucky data (docs/RELIABILITY.md, "Data") -----------------------------------
+
+def _png_header_only(width: int, height: int, bit_depth: int = 16) -> bytes:
+    """A PNG that announces width x height pixels (grey, 16-bit) and carries almost no data:
+    what a decompression bomb looks like to anyone who reads only its header."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+def test_a_file_of_another_format_named_like_an_image_is_never_given_to_its_decoder(tmp_path, monkeypatch):
+    import subprocess
+    ran = []
+    monkeypatch.setattr(subprocess, "check_call", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
+    eps = tmp_path / "face.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n%%EOF\n")
+    Image.new("RGB", (64, 64)).save(tmp_path / "tiff.png", format="TIFF")
+    for path in (eps, tmp_path / "tiff.png"):
+        with pytest.raises(data_mod.BadImage, match="not an image"):
+            decode_image(path, 96)
+    assert ran == []  # Ghostscript (or anything else) was never started
+
+
+def test_any_failure_inside_a_decoder_skips_just_that_file(tmp_path, monkeypatch):
+    folder = write_blob_images(tmp_path / "imgs", 4)
+    victim = sorted((folder / "class0").iterdir())[1]
+    real_open = Image.open
+
+    def fragile_open(path, *args, **kwargs):
+        if str(path) == str(victim):
+            raise NotImplementedError("this DDS variant")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data_mod.Image, "open", fragile_open)
+    ds = load_dataset(folder, cache_dir=tmp_path / "cache")
+    assert len(ds) == 3 and ds.skipped == {"unreadable (NotImplementedError)": 1}
+
+
+def test_a_decompression_bomb_is_skipped_from_its_header_without_decoding(tmp_path, monkeypatch):
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(13000, 13000))
+    loads = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self.size))
+    with pytest.raises(data_mod.BadImage, match="too many pixels"):
+        decode_image(tmp_path / "bomb.png", 96)
+    assert loads == []
+
+
+def test_decoding_threads_never_hold_more_pixels_than_the_budget():
+    import threading
+    budget = data_mod._MemoryBudget(100)
+    peak, lock = [0], threading.Lock()
+
+    def use(n):
+        with budget.reserve(n):
+            with lock:
+                peak[0] = max(peak[0], budget.used)
+            threading.Event().wait(0.01)
+
+    threads = [threading.Thread(target=use, args=(40,)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] <= 100 and budget.used == 0
+    with pytest.raises(data_mod.BadImage, match="too many pixels"), budget.reserve(101):
+        pass
+
+
+def test_a_stop_request_ends_the_first_decode_promptly_and_leaves_no_temp_file(tmp_path):
+    import time
+    folder = write_blob_images(tmp_path / "imgs", 600)
+    seen = []
+    t0 = time.monotonic()
+    with pytest.raises(data_mod.DecodeStopped):
+        load_dataset(folder, cache_dir=tmp_path / "cache", workers=2, progress=lambda d, n: seen.append(d),
+                     should_stop=lambda: bool(seen))
+    assert time.monotonic() - t0 < 5 and seen and seen[-1] < 600
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_temp_file_of_a_dead_decode_is_removed_by_the_next_one(tmp_path):
+    folder = write_blob_images(tmp_path / "imgs", 3)
+    (tmp_path / "cache").mkdir()
+    stale = tmp_path / "cache" / ".abc.u8.tmp-999999-1"
+    stale.write_bytes(b"\0" * 1000)
+    load_dataset(folder, cache_dir=tmp_path / "cache")
+    assert not stale.exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    import subprocess
+    mount = tmp_path / "tiny-disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"mounting a small tmpfs needs root: {r.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_disk_too_small_for_the_cache_fails_at_once_saying_how_much_it_needs(tmp_path, tiny_disk):
+    folder = write_blob_images(tmp_path / "imgs", 120)  # 120 x 27,648 bytes: 3.3 MB > 2 MB
+    with pytest.raises(data_mod.CacheSpaceError,
+                       match=r"disk full: the decoded image cache needs 3\.3 MB in .* only 2\.1 MB is free"):
+        load_dataset(folder, cache_dir=tiny_disk)
+    assert list(tiny_disk.iterdir()) == []  # no temp file keeps the disk full
+
+
+def test_a_long_training_log_is_thinned_as_it_is_read(tmp_path):
+    import json
+
+    from model.rundir import RunDir
+    run = RunDir(tmp_path)
+    with open(run.metrics_path, "w") as f:
+        for step in range(1, 200_001):
+            f.write(json.dumps({"kind": "interval", "epoch": 1 + step // 1000, "step": step, "loss_d": 1.0}) + "\n")
+            if step % 1000 == 0:
+                f.write(json.dumps({"kind": "epoch", "epoch": step // 1000, "step": step,
+                                    **({"swd": 1.0} if step % 50_000 == 0 else {})}) + "\n")
+    rows = run.read_metrics(max_rows=500)
+    steps = [r["step"] for r in rows if r["kind"] == "interval"]
+    assert 250 <= len(steps) <= 500 and steps == sorted(steps) and steps[0] == 1 and steps[-1] > 190_000
+    gaps = {b - a for a, b in zip(steps, steps[1:], strict=False)}
+    assert len(gaps) == 1  # evenly spaced
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert len(epochs) <= 500 and sum("swd" in r for r in epochs) == 4  # every measured point kept

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from model.metrics import laplacian_pyramid, swd
+from model.swd import laplacian_pyramid, swd
 
 
 def _smooth(n, seed, size=12):
@@ -10,7 +10,7 @@ def _smooth(n, seed, size=12):
 
 
 def test_pyramid_levels_add_back_up_to_the_image():
-    from model.metrics import _up
+    from model.swd import _up
     x = torch.rand(2, 3, 96, 96)
     levels = laplacian_pyramid(x)
     assert [lvl.shape[-1] for lvl in levels] == [96, 48, 24, 12]

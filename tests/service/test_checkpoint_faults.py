@@ -63,6 +63,19 @@ def served_job(tmp_path_factory):
     redis.stop()
 
 
+def _tensor_data_offset(path, storage: str) -> int:
+    """Where the bytes of one tensor storage (`data/N` inside torch's zip) start in the file."""
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith(f"/data/{storage}"))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
 @pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_previous_one(served_job, damage):
     stack, c, job_id = served_job
@@ -72,10 +85,13 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_previous_one(served_job,
         raw = bytearray(good)
         if damage == "truncated":
             raw = raw[: len(raw) // 3]
-        else:
-            for i in range(len(raw) // 2, len(raw) // 2 + 256):
+        else:  # inside the generator's first weight tensor (storage 0: G is the first entry saved)
+            start = _tensor_data_offset(newest, "0")
+            for i in range(start, start + 256):
                 raw[i] ^= 0x5A
-        newest.write_bytes(bytes(raw))
+        tmp = newest.with_name("damaged.tmp")
+        tmp.write_bytes(bytes(raw))
+        tmp.replace(newest)
         r = wait_for(lambda: (x := c.get("/generate?seed=1&n=4")).headers.get("x-checkpoint", "").endswith(
             "epoch-0002.pt") and x, 10, "the previous checkpoint to be served")
         assert r.status_code == 200

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.stack import Stack, client, submit, wait_for, wait_job
+from tests.service.stack import AUTH, Stack, client, submit, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_two_workers_and_two_apps_share_one_queue_and_one_runs_dir(tmp_path, red
         a, b = client(s.start_app("app1")), client(s.start_app("app2"))
         jobs = [submit(a, epochs=6), submit(b, epochs=6)]
         # both run at once, each on its own worker process
-        running = wait_for(lambda: (js := [a.get(f"/jobs/{j}").json() for j in jobs])
+        running = wait_for(lambda: (js := [a.get(f"/jobs/{j}", headers=AUTH).json() for j in jobs])
                            and all(j["state"] == "running" for j in js) and js, 120, "both jobs running")
         assert running[0]["worker"] and running[1]["worker"] and running[0]["worker"] != running[1]["worker"]
         owners = {(s.runs / j / ".owner.lock").read_text().strip() for j in jobs}

@@ -73,7 +73,7 @@ def test_an_undecodable_body_is_422(app):
 
 def test_405_lists_every_method_of_the_path(app):
     r = app.request("PUT", "/models/default")
-    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, POST"
 
 
 def test_malformed_json_is_422(app):

@@ -14,6 +14,7 @@ import time
 import pytest
 import torch
 
+from tests.helpers import assert_same_weights
 from tests.service.stack import AUTH, TINY_JOB, Redis, Stack, client, submit, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
@@ -46,12 +47,6 @@ def steps_logged(stack: Stack, job_id: str) -> list[int]:
 def final_generator(stack: Stack, job_id: str, epoch: int) -> dict:
     path = stack.runs / job_id / "checkpoints" / f"epoch-{epoch:04d}.pt"
     return torch.load(path, weights_only=True)["generator"]
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k} differs"
 
 
 @pytest.fixture
@@ -128,7 +123,7 @@ def test_a_job_whose_worker_keeps_dying_is_failed_after_bounded_attempts(fresh):
     killed = set()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        job = c.get(f"/jobs/{job_id}").json()
+        job = c.get(f"/jobs/{job_id}", headers=AUTH).json()  # the operator's view names the worker
         if job["state"] == "failed":
             break
         pid = owner_pid(fresh, job_id)

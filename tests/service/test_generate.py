@@ -111,3 +111,24 @@ def test_readyz_and_metrics(trained):
     text = c.get("/metrics").text
     assert "dcgan_http_request_duration_seconds_bucket" in text and "dcgan_image_cache_hits_total" in text
     assert 'dcgan_jobs{state="succeeded"}' in text
+
+
+def test_a_pin_survives_a_newer_job_and_checkpoint_pruning_and_unpin_falls_back(stack, trained):
+    c, _ = trained
+    a = submit(c, epochs=2, snapshot_epochs=[2], seed=21)
+    wait_job(c, a, {"succeeded"})
+    assert c.post("/models/default", json={"job_id": a, "epoch": 1}, headers=AUTH).status_code == 200
+    b = submit(c, epochs=1, seed=22)  # a newer job succeeds: the pin holds
+    wait_job(c, b, {"succeeded"})
+    assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0001.pt"
+    # extend the pinned job: pruning keeps the last 3 and the snapshot epochs, and the pin
+    r = c.post(f"/jobs/{a}/resume", json={"epochs": 6}, headers=AUTH)
+    assert r.status_code == 202
+    wait_job(c, a, {"succeeded"})
+    kept = [x["epoch"] for x in c.get(f"/jobs/{a}/checkpoints").json()["checkpoints"]]
+    assert kept == [1, 2, 4, 5, 6]
+    assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0001.pt"
+    assert c.get("/readyz").json()["model"]["pinned"] is True
+    # unpinned: the newest checkpoint of the most recently succeeded job (a, extended last)
+    assert c.delete("/models/default", headers=AUTH).status_code == 204
+    assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0006.pt"

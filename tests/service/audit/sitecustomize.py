@@ -5,7 +5,7 @@ import sys
 
 _log_path = os.environ.get("DCGAN_AUDIT_LOG")
 if _log_path:
-    _log = open(_log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+    _log = open(_log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - for the process' life
 
     def _hook(event, args):
         if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes, os.PathLike)):

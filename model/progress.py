@@ -1,0 +1,98 @@
+"""What `model.train` reports while it runs, and the meter that averages the numbers it reports.
+
+The CLI's progress bars and the worker's job record both read `TrainProgress` as it is, so
+"how many epochs are done" is worked out once, here, and never re-derived from a row.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Phase = Literal["data", "train", "done", "stopped"]
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    phase: Phase  # decoding the images, training, finished, or stopped early (cancel / hand-off)
+    epochs_done: int  # completed epochs
+    epochs: int  # epochs the run is asked to reach
+    step: int = 0  # batches trained in total
+    batch: int = 0  # batches done of the epoch in progress (0 right after an epoch ends)
+    batches_per_epoch: int = 0
+    epoch_end: bool = False  # this report closes an epoch: its snapshot and checkpoint are written
+    loss_d: float | None = None  # means over the window the report covers
+    loss_g: float | None = None
+    d_x: float | None = None  # D's mean probability for real images
+    d_g_z: float | None = None  # ... and for generated ones
+    images_per_sec: float | None = None
+    eta_seconds: float | None = None
+    checkpoint: str | None = None  # file name of the newest checkpoint, once there is one
+    swd: float | None = None  # quality at this epoch, when measured
+    decoded: int | None = None  # data phase: images decoded so far ...
+    files: int | None = None  # ... of this many files
+    warning: str | None = None  # something a person should know (a damaged checkpoint skipped)
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+INTERVAL, EPOCH = 0, 1  # the meter's two windows
+
+
+def _finite(v: float) -> float | None:
+    return round(v, 6) if math.isfinite(v) else None
+
+
+class Meter:
+    """Running means of D's loss, D(x), D(G(z)) and G's loss, and images per second, over two
+    windows at once: since the last log line (INTERVAL) and since the epoch began (EPOCH).
+
+    Sums stay on the training device; a `take` is the only host read, so logging never stalls
+    the GPU between log lines.
+    """
+
+    def __init__(self, device: torch.device, step: int, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self._sums = torch.zeros(2, 4, device=device)
+        self._counts = [[0, 0], [0, 0]]  # per window: D steps, G steps
+        now = time.perf_counter()
+        self._start = [now, now]
+        self._first_step = [step, step]
+
+    def add_d(self, stats: torch.Tensor) -> None:
+        """stats = [loss_d, d_x, d_g_z] of one D step."""
+        self._sums[:, :3] += stats
+        for c in self._counts:
+            c[0] += 1
+
+    def add_g(self, loss: torch.Tensor) -> None:
+        self._sums[:, 3] += loss
+        for c in self._counts:
+            c[1] += 1
+
+    def take(self, window: int, step: int) -> tuple[dict[str, float | None], float]:
+        """Means and images/s of `window` up to `step`, and the seconds it covered; then start
+        that window afresh."""
+        now = time.perf_counter()
+        seconds = now - self._start[window]
+        sums = self._sums[window].tolist()
+        nd, ng = self._counts[window]
+        images = (step - self._first_step[window]) * self.batch_size
+        out = {"loss_d": _finite(sums[0] / nd) if nd else None,
+               "d_x": _finite(sums[1] / nd) if nd else None,
+               "d_g_z": _finite(sums[2] / nd) if nd else None,
+               "loss_g": _finite(sums[3] / ng) if ng else None,
+               "images_per_sec": round(images / max(seconds, 1e-9), 1)}
+        self._sums[window].zero_()
+        self._counts[window] = [0, 0]
+        self._start[window], self._first_step[window] = now, step
+        return out, seconds
+
+    def exclude(self, seconds: float) -> None:
+        """Leave time that was not training (snapshots, SWD, checkpoints) out of both windows."""
+        self._start[INTERVAL] += seconds
+        self._start[EPOCH] += seconds
