@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.deps import SettingsDep, StoreDep
 from app.jobs_api import job_view
+from model.rundir import RunDir
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -24,8 +24,9 @@ router = APIRouter(tags=["gallery"])
 @router.get("/", response_class=HTMLResponse,
             responses={200: {"content": {"text/html": {}}, "description": "the gallery page"}},
             summary="Gallery: every job's fixed-noise progression, curves, and a seed box")
-async def gallery(request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
-    records = await anyio.to_thread.run_sync(store.list)
-    jobs = [job_view(store, r) for r in records]
+def gallery(request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
+    jobs = [job_view(store, r, public=settings) for r in store.list()]
+    reals = {j.job_id for j in jobs if RunDir(store.run_dir(j.job_id)).reals_path.is_file()}
     return templates.TemplateResponse(request, "gallery.html", {
-        "jobs": jobs, "mode": "embedded" if settings.embedded else "redis", "max_n": settings.max_n})
+        "jobs": jobs, "reals": reals, "mode": settings.broker_mode, "max_n": settings.max_n,
+        "max_best_of": settings.max_best_of, "max_steps": settings.max_interpolate_steps})

@@ -1,8 +1,10 @@
-// Keeps the gallery live: job progress, new snapshot grids, loss/quality charts, the seed box.
+// Keeps the gallery live: job progress and actions, new grids, the charts, the seed box.
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 const SVG = "http://www.w3.org/2000/svg";
+const TOKEN_KEY = "dcgan-faces-token";
 
 function fmt(x, digits = 3) {
   return x === null || x === undefined ? "–" : Number(x).toFixed(digits);
@@ -16,65 +18,192 @@ function duration(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+// The server's `detail`: a string, or (422) a list of problems.
+async function errorText(r) {
+  const body = await r.json().catch(() => ({}));
+  const detail = typeof body.detail === "string" ? body.detail
+    : (body.detail || []).map(d => d.msg).join("; ");
+  return detail || `HTTP ${r.status}`;
+}
+
 // ---- charts ---------------------------------------------------------------------------
-function plot(svg, xs, series, opts = {}) {
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// About `count` round tick values covering [lo, hi].
+function ticks(lo, hi, count) {
+  const raw = (hi - lo) / Math.max(count, 1);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const gaps = s => Math.abs((hi - lo) / s - count);
+  const step = [1, 2, 5, 10].map(m => m * mag).reduce((best, s) => (gaps(s) < gaps(best) ? s : best));
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function tickText(v) {
+  const a = Math.abs(v);
+  if (a >= 10000) return `${(v / 1000).toFixed(0)}k`;
+  if (a >= 100 || Number.isInteger(v)) return String(Math.round(v));
+  return String(Number(v.toPrecision(2)));
+}
+
+// Lines of `series` ({name, cls, ys}) over `xs`, with axes, ticks and axis labels, drawn in
+// the svg's own pixel size so the text stays legible at any width.
+function plot(svg, xs, series, opts) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
-  const W = 320, H = 160, L = 30, R = 6, T = 8, B = 18;
+  const W = Math.max(Math.round(svg.getBoundingClientRect().width) || 320, 200), H = 190;
+  const L = 46, R = 10, T = 10, B = 36;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("height", H);
   const all = series.flatMap(s => s.ys).filter(v => v !== null && Number.isFinite(v));
   if (!xs.length || !all.length) {
-    const t = document.createElementNS(SVG, "text");
-    t.setAttribute("x", W / 2); t.setAttribute("y", H / 2); t.setAttribute("text-anchor", "middle");
-    t.setAttribute("class", "label"); t.textContent = opts.empty || "no data yet";
-    svg.appendChild(t);
+    svg.appendChild(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "label" },
+                          opts.empty || "no data yet"));
     return;
   }
-  let lo = Math.min(...all), hi = Math.max(...all);
+  let [lo, hi] = opts.yrange || [Math.min(...all), Math.max(...all)];
   if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
-  const x0 = Math.min(...xs), x1 = Math.max(...xs) === x0 ? x0 + 1 : Math.max(...xs);
+  let x0 = Math.min(...xs), x1 = Math.max(...xs);
+  if (x1 === x0) { x0 -= 1; x1 += 1; }
   const sx = x => L + (x - x0) / (x1 - x0) * (W - L - R);
   const sy = y => T + (1 - (y - lo) / (hi - lo)) * (H - T - B);
-  const axis = document.createElementNS(SVG, "path");
-  axis.setAttribute("d", `M${L},${T} V${H - B} H${W - R}`);
-  axis.setAttribute("class", "axis");
-  svg.appendChild(axis);
-  for (const [v, y] of [[hi, T + 8], [lo, H - B]]) {
-    const t = document.createElementNS(SVG, "text");
-    t.setAttribute("x", 2); t.setAttribute("y", y); t.setAttribute("class", "label");
-    t.textContent = v.toPrecision(3);
-    svg.appendChild(t);
+  for (const v of ticks(lo, hi, 4)) {
+    svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: "grid" }));
+    svg.appendChild(svgEl("text", { x: L - 4, y: sy(v) + 3, "text-anchor": "end", class: "label" }, tickText(v)));
   }
-  const xl = document.createElementNS(SVG, "text");
-  xl.setAttribute("x", W - R); xl.setAttribute("y", H - 4); xl.setAttribute("text-anchor", "end");
-  xl.setAttribute("class", "label"); xl.textContent = `${opts.xlabel || ""} ${x1}`;
-  svg.appendChild(xl);
+  for (const v of ticks(x0, x1, Math.max(2, Math.floor((W - L - R) / 70)))) {
+    svg.appendChild(svgEl("text", { x: sx(v), y: H - B + 13, "text-anchor": "middle", class: "label" }, tickText(v)));
+  }
+  svg.appendChild(svgEl("path", { d: `M${L},${T} V${H - B} H${W - R}`, class: "axis", fill: "none" }));
+  svg.appendChild(svgEl("text", { x: L + (W - L - R) / 2, y: H - 4, "text-anchor": "middle", class: "axis-title" },
+                        opts.xlabel));
+  const yMid = T + (H - T - B) / 2;
+  svg.appendChild(svgEl("text", { x: 11, y: yMid, "text-anchor": "middle", class: "axis-title",
+                                  transform: `rotate(-90 11 ${yMid})` }, opts.ylabel));
   for (const s of series) {
     const pts = xs.map((x, i) => [x, s.ys[i]]).filter(p => p[1] !== null && Number.isFinite(p[1]));
-    const line = document.createElementNS(SVG, "polyline");
-    line.setAttribute("points", pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "));
-    line.setAttribute("class", s.cls);
-    line.setAttribute("fill", "none");
-    const title = document.createElementNS(SVG, "title");
-    title.textContent = s.name;
-    line.appendChild(title);
+    if (!pts.length) continue;
+    const line = svgEl("polyline", {
+      points: pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
+      class: `line ${s.cls}`, fill: "none" });
+    line.appendChild(svgEl("title", {}, s.name));
     svg.appendChild(line);
+    if (pts.length === 1) {  // one point draws no line: mark it
+      svg.appendChild(svgEl("circle", { cx: sx(pts[0][0]), cy: sy(pts[0][1]), r: 2.5, class: `dot ${s.cls}` }));
+    }
   }
 }
 
-async function drawCharts(card) {
-  const id = card.dataset.job;
-  const r = await fetch(`/jobs/${id}/metrics`);
-  if (!r.ok) return;
-  const m = await r.json();
-  const useSteps = m.steps.length > 1;
-  plot($("[data-chart=loss]", card), useSteps ? m.steps : m.epochs, [
-    { name: "loss D", cls: "d", ys: useSteps ? m.step_loss_d : m.loss_d },
-    { name: "loss G", cls: "g", ys: useSteps ? m.step_loss_g : m.loss_g },
-  ], { xlabel: useSteps ? "step" : "epoch" });
-  plot($("[data-chart=swd]", card), m.swd_epochs, [{ name: "SWD", cls: "q", ys: m.swd }],
-       { xlabel: "epoch", empty: "measured at snapshot epochs" });
+const metricsCache = new Map();
+
+function drawCharts(card) {
+  const m = metricsCache.get(card.dataset.job);
+  if (!m || !$("[data-chart=loss]", card)) return;
+  // Interval points once there are any (an epoch has several); per-epoch means otherwise.
+  const bySteps = m.steps.length > 0 && m.steps.length >= m.epochs.length;
+  const xs = bySteps ? m.steps : m.epochs;
+  const xlabel = bySteps ? "step" : "epoch";
+  plot($("[data-chart=loss]", card), xs, [
+    { name: "D loss", cls: "d", ys: bySteps ? m.step_loss_d : m.loss_d },
+    { name: "G loss", cls: "g", ys: bySteps ? m.step_loss_g : m.loss_g },
+  ], { xlabel, ylabel: "loss" });
+  const dxSteps = bySteps && (m.step_d_x || []).some(v => v !== null);
+  plot($("[data-chart=dx]", card), dxSteps ? m.steps : m.epochs, [
+    { name: "D(x)", cls: "d", ys: dxSteps ? m.step_d_x : m.d_x },
+    { name: "D(G(z))", cls: "g", ys: dxSteps ? m.step_d_g_z : m.d_g_z },
+  ], { xlabel: dxSteps ? "step" : "epoch", ylabel: "D output", yrange: [0, 1] });
+  plot($("[data-chart=swd]", card), m.swd_epochs, [{ name: "SWD ×10³", cls: "q", ys: m.swd }],
+       { xlabel: "epoch", ylabel: "SWD ×10³", empty: "measured at snapshot epochs (swd_images > 0)" });
+}
+
+async function loadCharts(card) {
+  if (card.dataset.state === "damaged") return;
+  const r = await fetch(`/jobs/${card.dataset.job}/metrics`).catch(() => null);
+  if (!r || !r.ok) return;
+  metricsCache.set(card.dataset.job, await r.json());
+  drawCharts(card);
+}
+
+// ---- the API token, asked once per tab ---------------------------------------------------
+function askToken(why) {
+  const dialog = $("#token-dialog");
+  const input = $("#token-input");
+  if (why) $("#token-why").textContent = why;
+  input.value = "";
+  return new Promise(resolve => {
+    const done = value => {
+      dialog.removeEventListener("close", onClose);
+      $("#token-cancel").removeEventListener("click", onCancel);
+      resolve(value);
+    };
+    const onClose = () => done(dialog.returnValue === "ok" && input.value.trim() ? input.value.trim() : null);
+    const onCancel = () => { dialog.returnValue = ""; dialog.close(); };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", onClose);
+    $("#token-cancel").addEventListener("click", onCancel);
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+// A state-changing request with the tab's token; a 401 forgets it and asks once more.
+async function authed(method, url, body) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) {
+      token = await askToken(attempt ? "That token was refused. Enter the server's API_TOKEN." : null);
+      if (!token) throw new Error("not done: this needs the API token");
+      sessionStorage.setItem(TOKEN_KEY, token);
+    }
+    const headers = { Authorization: `Bearer ${token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (r.status !== 401) return r;
+    sessionStorage.removeItem(TOKEN_KEY);
+  }
+  throw new Error("the server refused the token (401)");
+}
+
+// ---- the served model -----------------------------------------------------------------
+let served = null;  // GET /models/default, or null when nothing can be served
+
+async function refreshServed() {
+  try {
+    const r = await fetch("/models/default");
+    served = r.ok ? await r.json() : null;
+  } catch (e) {
+    return;
+  }
+  $("#served").textContent = served
+    ? `${served.job_id}/${served.checkpoint} (${served.pinned ? "pinned" : "newest"})` : "no model yet";
+  $("#unpin").hidden = !(served && served.pinned);
+  for (const card of $$("section.job")) {
+    $("[data-field=serving]", card).hidden = !(served && served.job_id === card.dataset.job);
+    showActions(card);
+  }
 }
 
 // ---- live job cards -------------------------------------------------------------------
+// Which buttons a job in each state gets (pin needs a checkpoint, see showActions).
+const ACTIONS = {
+  queued: ["cancel"], running: ["pin", "cancel"], succeeded: ["pin", "extend", "delete"],
+  cancelled: ["pin", "resume", "delete"], failed: ["pin", "resume", "delete"], damaged: ["delete"],
+};
+
+function showActions(card) {
+  const allowed = ACTIONS[card.dataset.state] || [];
+  const pinnedHere = served && served.pinned && served.job_id === card.dataset.job;
+  for (const button of $$("[data-action]", card)) {
+    const a = button.dataset.action;
+    button.hidden = !allowed.includes(a) || (a === "pin" && (!card.dataset.checkpoint || pinnedHere));
+  }
+}
+
 function addSnapshot(card, id, epoch) {
   const box = $("[data-field=snapshots]", card);
   if ($(`figure[data-epoch="${epoch}"]`, box)) return;
@@ -93,12 +222,35 @@ function addSnapshot(card, id, epoch) {
   box.appendChild(fig);
 }
 
+// reals.png is written once the images are decoded: a card whose job was queued or running
+// without one asks for it once the job is past that (one request, so no 404 every tick).
+function showReals(card, job) {
+  const fig = $("[data-field=reals]", card);
+  if (!fig || !fig.hidden) return;
+  if (job.state === "queued" || job.state === "running") card.dataset.wantReals = "1";
+  const ready = (job.state === "running" && job.phase === "train") || (job.state !== "running" && job.epoch > 0);
+  if (!card.dataset.wantReals || !ready) return;
+  delete card.dataset.wantReals;
+  const img = $("img", fig);
+  img.loading = "eager";  // a lazy image inside a hidden figure would never load
+  img.onload = () => { fig.hidden = false; };
+  img.src = `/jobs/${job.job_id}/reals.png`;
+}
+
 function updateCard(card, job) {
   const badge = $("[data-field=state]", card);
   badge.textContent = job.state;
   badge.className = `badge ${job.state}`;
   card.dataset.state = job.state;
-  $("[data-field=bar]", card).style.width = `${(100 * job.epoch / job.epochs).toFixed(1)}%`;
+  card.dataset.checkpoint = job.checkpoint || "";
+  showActions(card);
+  if (job.state === "damaged") {
+    const err = $("[data-field=error]", card);
+    if (err) err.textContent = job.error || "";
+    return;
+  }
+  if (!$("[data-field=bar]", card)) { location.reload(); return; }  // was damaged: render anew
+  $("[data-field=bar]", card).style.width = `${job.epochs ? (100 * job.epoch / job.epochs).toFixed(1) : 0}%`;
   const parts = [`epoch ${job.epoch}/${job.epochs}`];
   if (job.phase === "data" && job.state === "running") parts.push("preparing images…");
   if (job.loss_d !== null) parts.push(`loss D ${fmt(job.loss_d)}`, `loss G ${fmt(job.loss_g)}`);
@@ -107,13 +259,24 @@ function updateCard(card, job) {
   if (job.state === "running" && job.eta_seconds) parts.push(`ETA ${duration(job.eta_seconds)}`);
   if (job.dataset && job.dataset.skipped) parts.push(`${job.dataset.skipped} files skipped`);
   $("[data-field=stats]", card).textContent = parts.join(" · ");
-  const err = $("[data-field=error]", card);
-  err.hidden = !job.error;
-  err.textContent = job.error || "";
+  for (const key of ["error", "warning"]) {
+    const el = $(`[data-field=${key}]`, card);
+    el.hidden = !job[key];
+    el.textContent = job[key] || "";
+  }
   for (const e of job.snapshots) addSnapshot(card, job.job_id, e);
+  showReals(card, job);
 }
 
 const lastChart = new Map();
+
+function updateCharts(card, job, changed) {
+  const now = Date.now();
+  if (changed || (job.state === "running" && now - (lastChart.get(job.job_id) || 0) > 10000)) {
+    lastChart.set(job.job_id, now);
+    loadCharts(card);
+  }
+}
 
 async function refreshJobs() {
   let data;
@@ -124,41 +287,137 @@ async function refreshJobs() {
   } catch (e) {
     return;  // the server is restarting; try again on the next tick
   }
-  const cards = new Map([...document.querySelectorAll("section.job")].map(c => [c.dataset.job, c]));
+  const cards = new Map($$("section.job").map(c => [c.dataset.job, c]));
   if (data.jobs.some(j => !cards.has(j.job_id))) {
     location.reload();  // a new job: render its card on the server
     return;
   }
-  const now = Date.now();
+  const present = new Set(data.jobs.map(j => j.job_id));
+  for (const [id, card] of cards) if (!present.has(id)) card.remove();  // deleted elsewhere
   for (const job of data.jobs) {
     const card = cards.get(job.job_id);
     const changed = card.dataset.state !== job.state;
     updateCard(card, job);
-    if (changed || (job.state === "running" && now - (lastChart.get(job.job_id) || 0) > 10000)) {
-      lastChart.set(job.job_id, now);
-      drawCharts(card);
-    }
+    updateCharts(card, job, changed);
+    if (changed) refreshServed();
+  }
+  fillJobChoices(data.jobs);
+}
+
+async function refreshCard(card) {
+  const r = await fetch(`/jobs/${card.dataset.job}`);
+  if (r.status === 404) { card.remove(); return; }
+  if (!r.ok) return;
+  const job = await r.json();
+  const changed = card.dataset.state !== job.state;
+  updateCard(card, job);
+  updateCharts(card, job, changed);
+}
+
+async function onAction(ev) {
+  const button = ev.target.closest("[data-action]");
+  if (!button) return;
+  const card = button.closest("section.job");
+  const id = card.dataset.job;
+  const status = $("[data-field=action-status]", card);
+  const action = button.dataset.action;
+  let request;
+  if (action === "pin") request = ["POST", "/models/default", { job_id: id }];
+  else if (action === "cancel") request = ["POST", `/jobs/${id}/cancel`];
+  else if (action === "resume") request = ["POST", `/jobs/${id}/resume`];
+  else if (action === "extend") {
+    const epochs = Number(prompt(`Train job ${id} on to how many epochs in all?`, ""));
+    if (!Number.isInteger(epochs) || epochs < 1) return;
+    request = ["POST", `/jobs/${id}/resume`, { epochs }];
+  } else if (action === "delete") {
+    if (!confirm(`Delete job ${id} and all its files (checkpoints, grids, metrics)?`)) return;
+    request = ["DELETE", `/jobs/${id}`];
+  }
+  status.classList.remove("bad");
+  status.textContent = "…";
+  for (const b of $$("[data-action]", card)) b.disabled = true;
+  try {
+    const r = await authed(...request);
+    if (!r.ok) throw new Error(await errorText(r));
+    if (action === "delete") { card.remove(); refreshServed(); return; }
+    status.textContent = {
+      pin: "now served by /generate", cancel: "cancel requested", resume: "resumed", extend: "resumed",
+    }[action];
+    await refreshCard(card);
+    await refreshServed();
+  } catch (e) {
+    status.textContent = e.message;
+    status.classList.add("bad");
+  } finally {
+    for (const b of $$("[data-action]", card)) b.disabled = false;
   }
 }
 
-// ---- seed box -------------------------------------------------------------------------
+async function onUnpin() {
+  const status = $("#top-status");
+  status.classList.remove("bad");
+  try {
+    const r = await authed("DELETE", "/models/default");
+    if (!r.ok) throw new Error(await errorText(r));
+    status.textContent = "unpinned: /generate serves the newest model";
+  } catch (e) {
+    status.textContent = e.message;
+    status.classList.add("bad");
+  }
+  refreshServed();
+}
+
+// ---- the seed box: which model answers ----------------------------------------------------
+function fillJobChoices(jobs) {
+  const select = $("#model-job");
+  const current = select.value;
+  const choices = jobs.filter(j => j.checkpoint && j.state !== "damaged")
+    .map(j => [j.job_id, `${j.job_id} (${j.state}, epoch ${j.epoch})`]);
+  const have = [...select.options].slice(1).map(o => [o.value, o.text]);
+  if (JSON.stringify(choices) === JSON.stringify(have)) return;
+  while (select.options.length > 1) select.remove(1);
+  for (const [value, label] of choices) select.add(new Option(label, value));
+  select.value = choices.some(([value]) => value === current) ? current : "";
+  if (select.value !== current) fillEpochChoices();
+}
+
+async function fillEpochChoices() {
+  const select = $("#model-epoch");
+  const job = $("#model-job").value;
+  while (select.options.length > 1) select.remove(1);
+  select.value = "";
+  select.disabled = !job;
+  if (!job) return;
+  const r = await fetch(`/jobs/${job}/checkpoints`).catch(() => null);
+  if (!r || !r.ok) return;
+  const epochs = new Map();
+  for (const c of (await r.json()).checkpoints) {
+    if (c.batch) continue;  // a mid-epoch checkpoint (kept to resume) is no choice here
+    const notes = [c.swd !== null && c.swd !== undefined ? `SWD ${c.swd.toFixed(2)}` : "", c.pinned ? "pinned" : ""];
+    epochs.set(c.epoch, [`epoch ${c.epoch}`, ...notes.filter(Boolean)].join(" · "));
+  }
+  for (const [e, label] of epochs) select.add(new Option(label, String(e)));
+}
+
+function modelQuery(q) {
+  if ($("#model-job").value) q.set("job", $("#model-job").value);
+  if ($("#model-job").value && $("#model-epoch").value) q.set("epoch", $("#model-epoch").value);
+  return q;
+}
+
 async function showImage(url, img, status) {
   status.textContent = "rendering…";
   status.classList.remove("bad");
   try {
     const r = await fetch(url);
-    if (!r.ok) {
-      const body = await r.json().catch(() => ({}));
-      const detail = typeof body.detail === "string" ? body.detail
-        : (body.detail || []).map(d => d.msg).join("; ");
-      throw new Error(detail || `HTTP ${r.status}`);
-    }
+    if (!r.ok) throw new Error(await errorText(r));
     const blob = await r.blob();
     const old = img.src;
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-    status.textContent = `from ${r.headers.get("X-Checkpoint") || "the newest checkpoint"}`;
+    const which = r.headers.get("X-Checkpoint") || "the served checkpoint";
+    status.textContent = `answered by ${which}${$("#model-job").value ? "" : " (the default model)"}`;
   } catch (e) {
     status.textContent = e.message;
     status.classList.add("bad");
@@ -167,18 +426,19 @@ async function showImage(url, img, status) {
 
 function onSeed(ev) {
   ev.preventDefault();
-  const q = new URLSearchParams({ seed: $("#seed").value || "0", n: $("#n").value });
   const n = Number($("#n").value);
-  q.set("nrow", String(Math.max(1, Math.round(Math.sqrt(n)))));
+  const q = new URLSearchParams({ seed: $("#seed").value || "0", n: String(n),
+                                  nrow: String(Math.max(1, Math.round(Math.sqrt(n)))) });
   if ($("#trunc").value) q.set("truncation", $("#trunc").value);
-  showImage(`/generate?${q}`, $("#seed-image"), $("#seed-status"));
+  if ($("#best-of").value) q.set("best_of", $("#best-of").value);
+  showImage(`/generate?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
 function onInterp(ev) {
   ev.preventDefault();
   const q = new URLSearchParams({ seed_a: $("#seed-a").value || "0", seed_b: $("#seed-b").value || "0",
                                   steps: $("#steps").value || "8" });
-  showImage(`/interpolate?${q}`, $("#interp-image"), $("#interp-status"));
+  showImage(`/interpolate?${modelQuery(q)}`, $("#interp-image"), $("#interp-status"));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -188,7 +448,17 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#seed").value = String(Math.floor(Math.random() * 2 ** 32));
     $("#seed-form").requestSubmit();
   });
-  for (const card of document.querySelectorAll("section.job")) drawCharts(card);
+  $("#model-job").addEventListener("change", fillEpochChoices);
+  $("#unpin").addEventListener("click", onUnpin);
+  $("main").addEventListener("click", onAction);
+  for (const card of $$("section.job")) { showActions(card); loadCharts(card); }
+  let resizeTimer = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => $$("section.job").forEach(drawCharts), 150);
+  });
+  refreshServed();
   refreshJobs();
   setInterval(refreshJobs, 2000);
+  setInterval(refreshServed, 10000);  // pinned elsewhere (the CLI, another tab)
 });

@@ -1,17 +1,27 @@
-"""The gallery in a real headless Chromium (Debian's, driven by Playwright)."""
+"""The gallery and the API docs in a real headless Chromium (Debian's, driven by Playwright)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from urllib.parse import urlparse
 
 import pytest
 
-from tests.service.stack import client, submit, wait_job
+from tests.service.stack import AUTH, TOKEN, client, submit, wait_for, wait_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WIDE = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Every stroke of every chart, with its computed fill: a shape left at the default fill is
+# painted black (the "large black triangle" the axis path used to draw).
+CHART_FILLS = """() => [...document.querySelectorAll(
+    'svg[data-chart] path, svg[data-chart] polyline, svg[data-chart] line')]
+    .map(el => [el.tagName + '.' + el.getAttribute('class'), getComputedStyle(el).fill])"""
+OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 
 
 def chromium_path() -> str:
@@ -19,6 +29,32 @@ def chromium_path() -> str:
         if candidate and shutil.which(candidate):
             return candidate
     pytest.fail("Chromium not found: `make test` installs Debian's chromium (or set CHROMIUM=/path)")
+
+
+@contextlib.contextmanager
+def chromium(viewport: dict | None = None, offline: bool = False, scale: float = 1):
+    """(page, errors): a fresh page whose console errors and uncaught exceptions are collected.
+    `offline`: every request not to 127.0.0.1 is refused (a lab box without internet)."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport=viewport or WIDE, device_scale_factor=scale)
+        context.outside = []  # requests refused while offline: (resource type, url)
+        if offline:
+            def route(r):
+                if urlparse(r.request.url).hostname == "127.0.0.1":
+                    r.continue_()
+                else:
+                    context.outside.append((r.request.resource_type, r.request.url))
+                    r.abort()
+            context.route("**/*", route)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(f"{m.text} ({m.location.get('url')})")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page, errors
+        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +66,15 @@ def page_url(stack):
 
 
 @pytest.fixture
-def browser_page(tmp_path):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+def browser_page():
+    with chromium({"width": 1280, "height": 900}) as (page, errors):
         yield page, errors
-        browser.close()
+
+
+def open_gallery(page, url: str) -> None:
+    page.goto(url + "/", wait_until="networkidle")
+    page.wait_for_selector("section.job svg[data-chart=loss] polyline")
+    page.wait_for_selector("section.job svg[data-chart=dx] polyline")
 
 
 def test_gallery_shows_progression_and_curves_without_console_errors(page_url, browser_page, tmp_path):
@@ -57,6 +92,43 @@ def test_gallery_shows_progression_and_curves_without_console_errors(page_url, b
     page.wait_for_selector("svg[data-chart=loss] polyline")
     assert page.locator("section.job .badge").first.inner_text() == "succeeded"
     page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
+    assert errors == []
+
+
+def test_training_images_sit_beside_the_progression_and_every_chart_has_legend_and_axis_titles(
+        page_url, browser_page):
+    page, errors = browser_page
+    open_gallery(page, page_url)
+    card = page.locator("section.job").first
+    reals = card.locator(".progression > figure.reals img")
+    reals.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=reals.element_handle())
+    assert reals.evaluate("img => img.naturalWidth") == 786  # the same 8x8 grid as the snapshots
+    assert card.locator(".progression > figure.reals figcaption").inner_text() == "training images"
+    reals_box = reals.bounding_box()
+    first_grid = card.locator(".snapshots img").first.bounding_box()
+    assert abs(reals_box["y"] - first_grid["y"]) < 2 and reals_box["x"] < first_grid["x"]  # side by side
+    legends = {chart: card.locator(f"figure:has(svg[data-chart={chart}]) .legend li").all_inner_texts()
+               for chart in ("loss", "dx", "swd")}
+    assert legends == {"loss": ["D loss", "G loss"], "dx": ["D(x): real images", "D(G(z)): generated"],
+                       "swd": ["SWD ×10³"]}
+    titles = {chart: card.locator(f"svg[data-chart={chart}] text.axis-title").all_text_contents()
+              for chart in ("loss", "dx")}
+    assert titles == {"loss": ["step", "loss"], "dx": ["step", "D output"]}
+    assert card.locator("svg[data-chart=dx] polyline").count() == 2  # D(x) and D(G(z))
+    assert errors == []
+
+
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1400x900", "390x844"])
+def test_gallery_fits_the_screen_and_no_chart_path_is_filled(page_url, viewport, tmp_path):
+    with chromium(viewport, scale=2 if viewport is PHONE else 1) as (page, errors):
+        open_gallery(page, page_url)
+        page.screenshot(path=str(tmp_path / f"gallery-{viewport['width']}.png"), full_page=True)
+        fills = page.evaluate(CHART_FILLS)
+        overflow = page.evaluate(OVERFLOW)
+    assert len(fills) > 10 and any(tag.startswith("polyline") for tag, _ in fills)
+    assert [f for f in fills if f[1] != "none"] == []
+    assert overflow <= 0  # nothing wider than the screen (the snapshot strip scrolls inside its card)
     assert errors == []
 
 
@@ -82,13 +154,109 @@ def test_seed_box_and_interpolation_update_the_images(page_url, browser_page):
     assert errors == []
 
 
-def test_gallery_fits_a_phone(page_url, tmp_path):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+def test_seed_box_answers_from_the_chosen_job_and_epoch_and_says_which(page_url, browser_page):
+    page, errors = browser_page
+    job_id = client(page_url).get("/jobs").json()["jobs"][-1]["job_id"]
+    page.goto(page_url + "/", wait_until="networkidle")
+    assert page.locator("#model-job option").first.inner_text() == "default model"
+    page.wait_for_selector(f"#model-job option[value='{job_id}']", state="attached")
+    page.select_option("#model-job", job_id)
+    page.wait_for_selector("#model-epoch option[value='1']", state="attached")
+    assert page.locator("#model-epoch option").all_inner_texts()[:3] == ["newest", "epoch 1", "epoch 2"]
+    page.select_option("#model-epoch", "1")
+    page.fill("#best-of", "8")
+    page.select_option("#n", "4")
+    page.click("#seed-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#seed-status').textContent.includes('epoch-0001')")
+    assert page.locator("#seed-status").inner_text() == f"answered by {job_id}/epoch-0001.pt"
+    assert page.locator("#seed-image").evaluate("i => i.naturalWidth") == 2 * 98 + 2  # 2x2, best 4 of 8
+    assert errors == []
+
+
+def test_docs_and_redoc_work_offline(page_url):
+    with chromium(offline=True) as (page, errors):
+        page.goto(page_url + "/docs", wait_until="networkidle")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert "/train" in paths and "/generate" in paths and "/jobs/{job_id}/cancel" in paths
+        assert errors == []
+        page.goto(page_url + "/redoc", wait_until="networkidle")
+        page.wait_for_selector("h2:has-text('Start a training job')")  # ReDoc rendered the operations
+        outside = page.context.outside
+    # All the pages need is local; ReDoc's only outside request is its decorative "by Redocly"
+    # logo, which it drops when the image fails (the failure is the only console error).
+    assert [kind for kind, _ in outside] in ([], ["image"]), outside
+    assert [e for e in errors if "127.0.0.1" in e or "Failed to load resource" not in e] == []
+
+
+def test_damaged_job_shows_only_its_error_and_a_delete_button(stack, page_url, browser_page):
+    page, errors = browser_page
+    job_id = "20200101-000000-dead00"
+    folder = stack.runs / job_id
+    folder.mkdir()
+    (folder / "job.json").write_text("{not json")
+    try:
         page.goto(page_url + "/", wait_until="networkidle")
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        page.screenshot(path=str(tmp_path / "phone.png"))
-        browser.close()
-    assert overflow <= 0  # nothing wider than the screen (the snapshot strip scrolls inside its card)
+        card = page.locator(f"section.job[data-job='{job_id}']")
+        assert card.locator(".badge").first.inner_text() == "damaged"
+        assert card.locator("[data-field=error]").inner_text()
+        assert card.locator(".charts, .progression, .progress").count() == 0
+        visible = [b.inner_text() for b in card.locator("[data-action]").all() if b.is_visible()]
+        assert visible == ["Delete"]
+        assert page.evaluate(OVERFLOW) <= 0
+        assert errors == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_job_buttons_ask_for_the_token_once_and_act_on_the_job(page_url, browser_page):
+    page, errors = browser_page
+    c = client(page_url)
+    done_id = c.get("/jobs").json()["jobs"][-1]["job_id"]
+    long_id = submit(c, epochs=500, snapshot_epochs=[500])
+    page.on("dialog", lambda d: d.accept("1" if d.type == "prompt" else None))  # prompt/confirm: yes
+    page.goto(page_url + "/", wait_until="networkidle")
+    page.evaluate("""() => { window.tokenAsked = 0; const show = HTMLDialogElement.prototype.showModal;
+        HTMLDialogElement.prototype.showModal = function () { window.tokenAsked++; show.call(this); }; }""")
+    card = page.locator(f"section.job[data-job='{long_id}']")
+    done = page.locator(f"section.job[data-job='{done_id}']")
+    state = lambda: card.get_attribute("data-state")  # noqa: E731
+
+    # A wrong token is refused and asked for again; the right one is kept for the tab.
+    page.evaluate("() => sessionStorage.setItem('dcgan-faces-token', 'wrong')")
+    card.locator("[data-action=cancel]").click()
+    page.wait_for_selector("#token-dialog[open]")
+    assert "refused" in page.locator("#token-why").inner_text()
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_function(f"() => document.querySelector(\"section.job[data-job='{long_id}']\")"
+                           ".dataset.state === 'cancelled'", timeout=60_000)
+    assert c.get(f"/jobs/{long_id}").json()["state"] == "cancelled"
+    assert not card.locator("[data-action=cancel]").is_visible()
+
+    card.locator("[data-action=resume]").click()
+    wait_for(lambda: state() in ("queued", "running"), 30, "the card to show the resumed job")
+    card.locator("[data-action=cancel]").click()
+    wait_for(lambda: state() == "cancelled", 60, "the card to show the job cancelled again")
+
+    done.locator("[data-action=pin]").click()
+    page.wait_for_selector("#unpin", state="visible")  # the page has seen the pin
+    assert done.locator("[data-field=serving]").is_visible() and not done.locator("[data-action=pin]").is_visible()
+    served = c.get("/models/default").json()
+    assert (served["job_id"], served["pinned"]) == (done_id, True)
+    page.locator("#unpin").click()
+    page.wait_for_selector("#unpin", state="hidden")
+    assert c.get("/models/default").json()["pinned"] is False
+
+    # A refused action shows the server's reason on the card (prompt: "1" epoch < 2 done).
+    done.locator("[data-action=extend]").click()
+    status = done.locator("[data-field=action-status]")
+    wait_for(lambda: "bad" in (status.get_attribute("class") or ""), 30, "the refusal on the card")
+    assert "already has 2 epochs" in status.inner_text()
+
+    card.locator("[data-action=delete]").click()
+    card.wait_for(state="detached")
+    assert c.get(f"/jobs/{long_id}").status_code == 404
+    assert page.evaluate("() => window.tokenAsked") == 1  # once per tab (after the wrong one)
+    assert [e for e in errors if "Failed to load resource" not in e] == []
+    assert c.get(f"/jobs/{done_id}", headers=AUTH).json()["state"] == "succeeded"

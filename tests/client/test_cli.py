@@ -1,0 +1,174 @@
+"""The command-line client in-process: parsing, formatting, error lines, the /faces.zip
+fallback, against httpx's MockTransport (no server)."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import zipfile
+from functools import partial
+
+import httpx
+import pytest
+
+from client import cli
+from client.api import Api, ApiError, describe
+
+
+def test_seeds_parse_ranges_and_lists_in_order_once():
+    assert cli.parse_seeds("0-3") == [0, 1, 2, 3]
+    assert cli.parse_seeds("7, 1-2,7,3") == [7, 1, 2, 3]
+    for bad in ("3-1", "x", "-1", "1-", "4294967296"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.parse_seeds(bad)
+
+
+def test_seed_specs_are_compact_and_batched_within_the_servers_bounds():
+    assert cli.seeds_spec([0, 1, 2, 3, 10, 12, 13]) == "0-3,10,12-13"
+    assert cli.seed_batches(list(range(2500))) == ["0-999", "1000-1999", "2000-2499"]
+    scattered = list(range(0, 2000, 2))  # 1000 seeds that no range can shorten
+    batches = cli.seed_batches(scattered)
+    assert all(len(b) <= 1000 for b in batches) and sum(b.count(",") + 1 for b in batches) == 1000
+
+
+def test_train_body_takes_the_source_named_flags_and_any_field():
+    args = cli.build_parser().parse_args(["train", "--synthetic", "--synthetic-images", "64", "--epochs", "3",
+                                          "--snapshot-epochs", "1,3", "--set", "lr=0.0001", "--set",
+                                          "diffaugment=color", "--set", "g-every=1", "--set", "epochs=9"])
+    assert cli.train_body(args) == {"dataset": "synthetic", "synthetic_images": 64, "epochs": 3,
+                                    "snapshot_epochs": [1, 3], "lr": 0.0001, "diffaugment": "color",
+                                    "g_every": 1}
+    folder = cli.build_parser().parse_args(["train", "--data", "anime-faces", "--preset", "fast"])
+    assert cli.train_body(folder) == {"data_dir": "anime-faces", "preset": "fast"}
+
+
+def test_train_needs_exactly_one_source(capsys):
+    for argv in (["train"], ["train", "--synthetic", "--data", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_describe_makes_one_line_of_any_error_answer():
+    r = httpx.Response(422, json={"detail": [{"loc": ["body", "epochs"], "msg": "Input should be >= 1"},
+                                             {"loc": ["query", "n"], "msg": "too\nmany"}]})
+    assert describe(r) == "422: epochs: Input should be >= 1; n: too many"
+    busy = httpx.Response(503, json={"detail": "busy rendering"}, headers={"Retry-After": "2"})
+    assert describe(busy) == "503: busy rendering (retry after 2 s)"
+    assert describe(httpx.Response(502, text="<html>\nBad gateway\n</html>")) == "502: <html> Bad gateway </html>"
+
+
+JOB = {"job_id": "20260101-000000-abcdef", "state": "running", "phase": "train", "epoch": 3, "epochs": 20,
+       "step": 120, "loss_d": 0.5, "loss_g": 2.25, "d_x": 0.7, "d_g_z": 0.2, "swd": None,
+       "images_per_sec": 812.4, "eta_seconds": 300, "error": None, "warning": None, "config": {},
+       "data": {"data_dir": "anime-faces"}, "dataset": None, "snapshots": [1], "checkpoint": "epoch-0003.pt",
+       "attempts": 1, "crashes": 0, "worker": None, "created_at": 1.7e9, "updated_at": 1.7e9,
+       "started_at": 1.7e9, "finished_at": None}
+DAMAGED = {"job_id": "20260101-000000-dead00", "state": "damaged", "error": "invalid job.json", "updated_at": 0}
+
+
+def test_jobs_table_aligns_columns_and_shows_a_damaged_job():
+    lines = cli.jobs_table([JOB, DAMAGED]).splitlines()
+    assert lines[0].split() == ["JOB", "STATE", "EPOCH", "LOSS_D", "LOSS_G", "IMG/S", "ETA", "DATA", "CREATED"]
+    assert lines[1].split()[:8] == [JOB["job_id"], "running", "3/20", "0.500", "2.250", "812", "5min",
+                                    "anime-faces"]
+    assert lines[0].index("STATE") == lines[1].index("running") == lines[2].index("damaged")
+    assert "invalid job.json" in lines[2]
+
+
+def test_status_text_shows_what_matters():
+    text = cli.status_text(JOB)
+    assert "state         running (train)" in text and "epoch         3/20 (step 120)" in text
+    assert "812 img/s, ETA 5min" in text and "D(x)/D(G(z))  0.70 / 0.20" in text
+    assert cli.status_text(DAMAGED).splitlines() == ["job    20260101-000000-dead00", "state  damaged",
+                                                     "error  invalid job.json"]
+
+
+def mock_api(monkeypatch, handler) -> list[httpx.Request]:
+    """cli.main's Api talks to `handler` instead of the network; returns the requests seen."""
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+    monkeypatch.setattr(cli, "Api", partial(Api, transport=httpx.MockTransport(record)))
+    return seen
+
+
+def test_generate_falls_back_to_one_request_per_seed_without_faces_zip(monkeypatch, tmp_path, capsys):
+    def handler(request):
+        if request.url.path == "/faces.zip":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        seed = request.url.params["seed"]
+        return httpx.Response(200, content=f"png{seed}".encode(), headers={"X-Checkpoint": "j/epoch-0002.pt"})
+    seen = mock_api(monkeypatch, handler)
+    assert cli.main(["generate", "--seeds", "4-5", "--outdir", str(tmp_path), "--truncation", "0.7"]) == 0
+    assert (tmp_path / "seed0004.png").read_bytes() == b"png4"
+    assert [dict(r.url.params) for r in seen[1:]] == [{"seed": "4", "n": "1", "truncation": "0.7"},
+                                                       {"seed": "5", "n": "1", "truncation": "0.7"}]
+    assert capsys.readouterr().out.strip() == f"wrote 2 faces to {tmp_path} from j/epoch-0002.pt"
+
+
+def test_generate_unpacks_faces_zip_flat(monkeypatch, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("seed0001.png", b"one")
+        zf.writestr("../evil/seed0002.png", b"two")  # a member path never leaves --outdir
+    mock_api(monkeypatch, lambda r: httpx.Response(200, content=buf.getvalue(),
+                                                   headers={"X-Checkpoint": "j/epoch-0001.pt"}))
+    assert cli.main(["generate", "--seeds", "1-2", "--outdir", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seed0001.png", "seed0002.png"]
+    assert not (tmp_path / "evil").exists()
+
+
+def test_an_unknown_job_in_generate_is_an_error_not_a_fallback(monkeypatch, tmp_path, capsys):
+    mock_api(monkeypatch, lambda r: httpx.Response(404, json={"detail": "no job x"}))
+    assert cli.main(["generate", "--seeds", "1", "--outdir", str(tmp_path), "--job", "x"]) == 1
+    assert capsys.readouterr().err == "error: 404: no job x\n"
+
+
+def test_state_changing_commands_need_a_token_before_any_request(monkeypatch, capsys):
+    monkeypatch.delenv("DCGAN_TOKEN", raising=False)
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(500))
+    assert cli.main(["cancel", "20260101-000000-abcdef"]) == 1
+    assert seen == [] and "needs the API token" in capsys.readouterr().err
+
+
+def test_token_and_url_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DCGAN_URL", "http://gpu-box:8000/")
+    monkeypatch.setenv("DCGAN_TOKEN", "s3cret")
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(200, json={"jobs": []}))
+    assert cli.main(["jobs"]) == 0
+    assert str(seen[0].url) == "http://gpu-box:8000/jobs"
+    assert seen[0].headers["Authorization"] == "Bearer s3cret"
+
+
+def test_wait_ends_non_zero_with_the_error_when_the_job_fails(monkeypatch, capsys):
+    states = iter([{**JOB, "state": "queued", "epoch": 0}, {**JOB, "phase": "data", "epoch": 0}, JOB,
+                   {**JOB, "state": "failed", "error": "CUDA out of memory"}])
+    with Api("http://x", transport=httpx.MockTransport(lambda r: httpx.Response(200, json=next(states)))) as api:
+        assert cli.wait_for_job(api, JOB["job_id"], poll=0, sleep=lambda s: None) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: job {JOB['job_id']} failed: CUDA out of memory"
+
+
+def test_connection_refused_names_the_url():
+    def refuse(request):
+        raise httpx.ConnectError("refused", request=request)
+    with Api("http://127.0.0.1:9", transport=httpx.MockTransport(refuse)) as api, pytest.raises(ApiError) as exc:
+        api.jobs()
+    assert str(exc.value) == "cannot connect to http://127.0.0.1:9: is the service running? (set --url or DCGAN_URL)"
+
+
+def test_a_failed_download_leaves_no_file(tmp_path):
+    answer = httpx.Response(409, json={"detail": "cannot export"})
+    with Api("http://x", "t", transport=httpx.MockTransport(lambda r: answer)) as api, pytest.raises(ApiError):
+        api.export("j", "onnx", tmp_path / "g.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jobs_json_is_the_servers_list(monkeypatch, capsys):
+    mock_api(monkeypatch, lambda r: httpx.Response(200, json={"jobs": [JOB]}))
+    assert cli.main(["jobs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [JOB]

@@ -1,0 +1,56 @@
+"""Seed lists (`0-9,42`): what they expand to, and a clear refusal of what cannot be used."""
+import re
+
+import pytest
+
+from model.seeds import MAX_SEED, SEEDS_PATTERN, SeedsError, parse_seeds
+
+
+def test_ranges_are_inclusive_and_keep_the_order_given():
+    assert parse_seeds("0-9,42") == [*range(10), 42]
+    assert parse_seeds("42,3-5,0") == [42, 3, 4, 5, 0]
+    assert parse_seeds("7") == [7] and parse_seeds("5-5") == [5]
+
+
+def test_duplicates_are_dropped_where_they_repeat():
+    assert parse_seeds("3,0-4,3,2-6") == [3, 0, 1, 2, 4, 5, 6]
+
+
+def test_spaces_around_items_are_allowed_and_the_largest_seed_is_fine():
+    assert parse_seeds(" 1 , 2-3 ") == [1, 2, 3]
+    assert parse_seeds(f"{MAX_SEED - 1}-{MAX_SEED}") == [MAX_SEED - 1, MAX_SEED]
+
+
+@pytest.mark.parametrize("text,words", [
+    ("", "no seeds given"),
+    ("1,,2", "'' is neither a seed nor a range"),
+    ("1,", "'' is neither a seed nor a range"),
+    ("a-3", "'a-3' is neither a seed nor a range"),
+    ("-3", "'-3' is neither a seed nor a range"),
+    ("1-2-3", "'1-2-3' is neither"),
+    ("9-0", "range 9-0 is reversed; write 0-9"),
+    (f"{MAX_SEED + 1}", f"seed {MAX_SEED + 1} is out of range 0..{MAX_SEED}"),
+    ("12345678901", "neither a seed nor a range"),
+])
+def test_bad_syntax_is_refused_with_a_message_naming_the_item(text, words):
+    with pytest.raises(SeedsError, match=re.escape(words)):
+        parse_seeds(text)
+
+
+def test_too_many_seeds_are_refused_before_a_range_is_expanded():
+    with pytest.raises(SeedsError, match="range 0-4294967295 has 4294967296 seeds, more than the limit of 100"):
+        parse_seeds("0-4294967295", limit=100)
+    with pytest.raises(SeedsError, match="more than the limit of 10 seeds"):
+        parse_seeds("0-5,10-15", limit=10)
+    assert parse_seeds("0-9,0-9", limit=10) == list(range(10))  # counted after duplicates go
+
+
+@pytest.mark.parametrize("text", ["0", "0-9,42", "1,2,3-4", "4294967295"])
+def test_the_schema_pattern_admits_what_parses(text):
+    assert re.fullmatch(SEEDS_PATTERN, text)
+    parse_seeds(text)
+
+
+@pytest.mark.parametrize("text", ["", "1,", ",1", "1 - 2", "-1", "1-2-3", "x"])
+def test_the_schema_pattern_refuses_what_cannot_parse(text):
+    assert not re.search(SEEDS_PATTERN, text)
