@@ -4,7 +4,9 @@
 2. times one epoch of the seed's loop (benchmarks/train_bench.seed_baseline) at the seed config;
 3. times model.train at the same config (3 epochs: decode + warm-up, then steady state), with
    and without torch.compile;
-4. times G for a 64-image grid (forward only, and forward + grid + PNG);
+4. times one epoch of every other preset (model/presets.py) on the same 51,223 images (2 epochs:
+   warm-up, then the one reported);
+5. times G for a 64-image grid (forward only, and forward + grid + PNG);
 and prints seconds per epoch, the ratios and the projected 200-epoch time.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.train_bench import seed_baseline  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
+from model.presets import PRESETS, resolve  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -42,8 +45,9 @@ def make_dataset(root: Path, count: int) -> float:
     return time.perf_counter() - t
 
 
-def ours(data: Path, work: Path, name: str, device: str, **overrides) -> dict:
-    cfg = TrainConfig(epochs=3, snapshot_epochs=(3,), swd_images=512, **overrides)
+def ours(data: Path, work: Path, name: str, device: str, preset: str | None = None, epochs: int = 3,
+         **overrides) -> dict:
+    cfg = resolve(preset, dict(epochs=epochs, snapshot_epochs=(epochs,), swd_images=512, **overrides))
     t = time.perf_counter()
     train(cfg, work / name, data_dir=data, device=device, cache_dir=work / "cache")
     total = time.perf_counter() - t
@@ -93,6 +97,14 @@ def main() -> None:
         except Exception as exc:  # report it and keep the rest of the figures
             print(f"ours+compile FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
             compiled = {"steady": float("inf")}
+        presets = {}
+        for preset in (p for p in PRESETS if p != "seed"):  # "seed" is `ours` above
+            try:
+                r = ours(data, work, f"preset-{preset}", args.device, preset=preset, epochs=2)
+                presets[preset] = r["epoch_seconds"][-1]
+                print(f"preset {preset}: epochs {r['epoch_seconds']} s", flush=True)
+            except Exception as exc:
+                print(f"preset {preset} FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
         g_ms, full_ms = grid_times(work / "ours", args.device)
     best = min(plain["steady"], compiled["steady"])
     startup = plain["total"] - sum(plain["epoch_seconds"])
@@ -101,6 +113,8 @@ def main() -> None:
     print(f"ratio baseline/ours: {base / plain['steady']:.1f}x (compile: {base / compiled['steady']:.1f}x)")
     print(f"projected 200 epochs: baseline {200 * base / 60:.1f} min; ours {(startup + 200 * best) / 60:.2f} min "
           f"(start-up incl. first decode {startup:.1f} s)")
+    print(f"seconds/epoch by preset (51,223 images): seed {plain['steady']:.3f}, "
+          + ", ".join(f"{k} {v:.3f}" for k, v in presets.items()))
     print(f"G for a 64-image grid: {g_ms:.2f} ms forward; {full_ms:.2f} ms with grid + PNG")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One script for a lent GPU machine (torch 2.11 there, no network, nothing to install):
 # training speed of the seed's loop vs ours at the seed's config, projected 200-epoch time,
-# and G's time for a 64-image grid. About 5 minutes on an H100.
+# one epoch of each other preset, and G's time for a 64-image grid. About 6 minutes on an H100.
 #   device run:  bash benchmarks/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

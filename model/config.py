@@ -6,7 +6,6 @@ default or a limit changes here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,39 @@ class ConfigError(ValueError):
     """A configuration a user asked for cannot be used; the message says which field and why."""
 
 
+# Losses (model/losses.py), architectures (model/networks.py) and DiffAugment's transforms
+# (model/augment.py), in the order the augmentations are applied.
+LOSSES = ("bce", "hinge", "wgan-gp")
+ARCHS = ("seed", "resnet")
+AUGMENTATIONS = ("color", "translation", "cutout")
+
+
+def diffaugment_choices() -> tuple[str, ...]:
+    """Every value `diffaugment` may take in its written form: "" (off) and each non-empty subset
+    of AUGMENTATIONS, comma-joined in application order. Small enough to list (8 values)."""
+    out = []
+    for mask in range(1 << len(AUGMENTATIONS)):
+        out.append(",".join(a for i, a in enumerate(AUGMENTATIONS) if mask >> i & 1))
+    return tuple(sorted(out, key=lambda v: (v.count(",") + bool(v), v)))
+
+
+def canonical_diffaugment(text: str) -> str:
+    """A comma list of augmentations in any order ("colour" and "none" are accepted too) as its
+    written form: duplicates refused, AUGMENTATIONS order, "" for none."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    words = ["color" if w == "colour" else w for w in words]
+    if words in (["none"], ["off"]):
+        return ""
+    bad = [w for w in words if w not in AUGMENTATIONS]
+    if bad or len(set(words)) != len(words):
+        raise ConfigError(f"diffaugment must be a comma list of {', '.join(AUGMENTATIONS)} (each at "
+                          f"most once) or empty, got {text!r}")
+    return ",".join(a for a in AUGMENTATIONS if a in words)
+
+
 def _field(default: Any, help: str, ge: float | None = None, le: float | None = None,
-           gt: float | None = None) -> Any:
-    meta = {"help": help, "ge": ge, "le": le, "gt": gt}
+           gt: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    meta = {"help": help, "ge": ge, "le": le, "gt": gt, "choices": choices}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -42,6 +71,9 @@ class TrainConfig:
     batch_size: int = _field(256, "images per batch (last partial batch dropped)", ge=2, le=4096)
     # Adam learning rate, both networks.
     lr: float = _field(2e-4, "Adam learning rate for both networks", gt=0, le=1.0)
+    # Separate learning rates (TTUR, Heusel et al. 2017); 0 = use `lr`, as the seed does.
+    lr_d: float = _field(0.0, "Adam learning rate of D (0 = lr)", ge=0, le=1.0)
+    lr_g: float = _field(0.0, "Adam learning rate of G (0 = lr)", ge=0, le=1.0)
     # Adam beta1 (momentum), both networks; DCGAN's 0.5 instead of Adam's 0.9.
     beta1: float = _field(0.5, "Adam beta1", ge=0, le=0.9999)
     # Adam beta2, both networks.
@@ -50,6 +82,20 @@ class TrainConfig:
     d_every: int = _field(1, "train D every this many batches", ge=1, le=1000)
     # Train the generator on every g_every-th batch of an epoch.
     g_every: int = _field(5, "train G every this many batches", ge=1, le=1000)
+    # The GAN objective (model/losses.py): the seed's BCE (non-saturating G loss), hinge (Miyato
+    # et al. 2018) or WGAN with gradient penalty (Gulrajani et al. 2017, lambda 10).
+    loss: str = _field("bce", "GAN loss", choices=LOSSES)
+    # Spectral normalisation of every D layer (Miyato et al. 2018), in place of D's BatchNorm.
+    spectral_norm: bool = _field(False, "spectral normalisation on D (drops D's BatchNorm)")
+    # Network family: the seed's plain conv stacks, or residual blocks (the seed's own next step)
+    # with the same input and output shapes.
+    arch: str = _field("seed", "network architecture", choices=ARCHS)
+    # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
+    # real and fake alike; a comma list of color, translation, cutout; empty = off.
+    diffaugment: str = _field("", "DiffAugment policy: comma list of color,translation,cutout (empty = off)",
+                              choices=diffaugment_choices())
+    # R1 penalty (Mescheder et al. 2018): gamma/2 * E|grad D(real)|^2 added to D's loss; 0 = off.
+    r1_gamma: float = _field(0.0, "R1 gradient penalty weight gamma (0 = off)", ge=0, le=1e4)
     # Completed epochs (1-based) at which the fixed-noise grid is saved; the last epoch always is.
     snapshot_epochs: tuple[int, ...] = _field(SEED_SNAPSHOT_EPOCHS, "epochs that get a fixed-noise grid")
     # Seeds the weights, the fixed noise, the data order and the training noise.
@@ -77,6 +123,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snapshot_epochs", tuple(int(e) for e in self.snapshot_epochs))
+        if isinstance(self.diffaugment, str):
+            object.__setattr__(self, "diffaugment", canonical_diffaugment(self.diffaugment))
         self.validate()
 
     # -- checks -----------------------------------------------------------------------------
@@ -88,6 +136,12 @@ class TrainConfig:
             if kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{f.name} must be true or false, got {value!r}")
+                continue
+            if kind is str:
+                if not isinstance(value, str):
+                    raise ConfigError(f"{f.name} must be a string, got {value!r}")
+                if meta.get("choices") and value not in meta["choices"]:
+                    raise ConfigError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
                 continue
             if kind in (int, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or (
@@ -107,6 +161,24 @@ class TrainConfig:
             raise ConfigError("snapshot_epochs are completed epochs and start at 1")
 
     # -- derived ----------------------------------------------------------------------------
+    @property
+    def d_lr(self) -> float:
+        return self.lr_d or self.lr
+
+    @property
+    def g_lr(self) -> float:
+        return self.lr_g or self.lr
+
+    @property
+    def d_batchnorm(self) -> bool:
+        """D keeps the seed's BatchNorm unless spectral norm or WGAN-GP is on: both papers use
+        none in D (SN bounds each layer itself; the gradient penalty is per sample)."""
+        return not (self.spectral_norm or self.loss == "wgan-gp")
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return tuple(a for a in self.diffaugment.split(",") if a)
+
     def effective_snapshot_epochs(self) -> tuple[int, ...]:
         """Snapshot epochs that will happen: those within `epochs`, plus the last epoch."""
         return tuple(sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs}))
@@ -116,11 +188,10 @@ class TrainConfig:
         d["snapshot_epochs"] = list(self.snapshot_epochs)
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Also reads configs stored before a field existed: a missing field takes its default,
+        which is always the seed's behaviour."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -130,7 +201,7 @@ class TrainConfig:
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
 
-    def resume_conflicts(self, stored: "TrainConfig") -> list[str]:
+    def resume_conflicts(self, stored: TrainConfig) -> list[str]:
         """Fields that differ from a run's stored config, other than a grown `epochs`."""
         diffs = [f.name for f in dataclasses.fields(self)
                  if f.name != "epochs" and getattr(self, f.name) != getattr(stored, f.name)]
@@ -144,7 +215,7 @@ def _kind(f: dataclasses.Field) -> type:
     ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     if ann.startswith("tuple"):
         return tuple
-    return {"int": int, "float": float, "bool": bool}[ann]
+    return {"int": int, "float": float, "bool": bool, "str": str}[ann]
 
 
 def field_kind(name: str) -> type:

@@ -1,8 +1,12 @@
-"""The seed's 96x96 DCGAN generator and discriminator."""
+"""The 96x96 generators and discriminators: the seed's DCGAN pair, and a residual pair with the
+same input and output shapes (the seed's suggested next step), optionally spectrally normalised."""
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from model.config import TrainConfig
 
 
 class Generator(nn.Module):
@@ -42,30 +46,124 @@ class Discriminator(nn.Module):
 
     The seed ends in a Sigmoid; we return the logit and train with BCEWithLogits, which is the
     same objective, numerically safer, and allowed under autocast. `torch.sigmoid` of the output
-    is the seed's probability.
+    is the seed's probability. `batchnorm=False` drops the BatchNorm layers (for spectral
+    normalisation and WGAN-GP, whose papers use none in D) and gives the convs a bias instead.
     """
 
-    def __init__(self, ndf: int = 64) -> None:
+    def __init__(self, ndf: int = 64, batchnorm: bool = True) -> None:
+        super().__init__()
+        bias = not batchnorm  # a conv followed by BatchNorm needs no bias; one without it does
+        self.main = nn.Sequential(
+            # input is 3 x 96 x 96
+            nn.Conv2d(3, ndf, 5, 3, 1, bias=bias),
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf) x 32 x 32
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=bias),
+            *_norm(ndf * 2, batchnorm),
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*2) x 16 x 16
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=bias),
+            *_norm(ndf * 4, batchnorm),
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*4) x 8 x 8
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=bias),
+            *_norm(ndf * 8, batchnorm),
+            nn.LeakyReLU(0.2, inplace=True),
+            # state size. (ndf*8) x 4 x 4
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=bias),
+            # state size. 1 x 1 x 1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()
+
+
+def _norm(channels: int, batchnorm: bool) -> list[nn.Module]:
+    return [nn.BatchNorm2d(channels)] if batchnorm else []
+
+
+class _UpBlock(nn.Module):
+    """Residual block that doubles the side: BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus an
+    upsample-conv1x1 shortcut (the generator block of the WGAN-GP and SN-GAN papers' ResNets)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.residual = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(True), nn.Upsample(scale_factor=2),
+            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        )
+        self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class _DownBlock(nn.Module):
+    """Residual block that halves the side: LReLU-conv3x3-LReLU-conv3x3-avgpool, plus a
+    conv1x1-avgpool shortcut (the discriminator block of the same papers)."""
+
+    def __init__(self, cin: int, cout: int, batchnorm: bool) -> None:
+        super().__init__()
+        bias = not batchnorm
+        self.residual = nn.Sequential(
+            nn.LeakyReLU(0.2), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias), *_norm(cout, batchnorm),
+            nn.LeakyReLU(0.2), nn.Conv2d(cout, cout, 3, 1, 1, bias=bias), *_norm(cout, batchnorm),
+            nn.AvgPool2d(2),
+        )
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=bias), nn.AvgPool2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class ResNetGenerator(nn.Module):
+    """The seed's generator with its three middle transposed convs replaced by residual up-blocks:
+    noise (N, nz, 1, 1) -> images (N, 3, 96, 96) in [-1, 1], through the same 4, 8, 16, 32 px
+    stages and the seed's 5x5 stride-3 last layer."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64) -> None:
+        super().__init__()
+        self.nz = nz
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            # state size. (ngf*8) x 4 x 4
+            _UpBlock(ngf * 8, ngf * 4),
+            # state size. (ngf*4) x 8 x 8
+            _UpBlock(ngf * 4, ngf * 2),
+            # state size. (ngf*2) x 16 x 16
+            _UpBlock(ngf * 2, ngf),
+            # state size. (ngf) x 32 x 32
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, 3, 5, 3, 1, bias=False),
+            nn.Tanh(),
+            # state size. 3 x 96 x 96
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+class ResNetDiscriminator(nn.Module):
+    """The seed's discriminator with its three middle convs replaced by residual down-blocks:
+    images (N, 3, 96, 96) -> one logit per image, shape (N,)."""
+
+    def __init__(self, ndf: int = 64, batchnorm: bool = True) -> None:
         super().__init__()
         self.main = nn.Sequential(
             # input is 3 x 96 x 96
-            nn.Conv2d(3, ndf, 5, 3, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(3, ndf, 5, 3, 1, bias=not batchnorm),
             # state size. (ndf) x 32 x 32
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2),
-            nn.LeakyReLU(0.2, inplace=True),
+            _DownBlock(ndf, ndf * 2, batchnorm),
             # state size. (ndf*2) x 16 x 16
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 4),
-            nn.LeakyReLU(0.2, inplace=True),
+            _DownBlock(ndf * 2, ndf * 4, batchnorm),
             # state size. (ndf*4) x 8 x 8
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 8),
-            nn.LeakyReLU(0.2, inplace=True),
+            _DownBlock(ndf * 4, ndf * 8, batchnorm),
             # state size. (ndf*8) x 4 x 4
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
-            # state size. 1 x 1 x 1
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=not batchnorm),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,23 +172,54 @@ class Discriminator(nn.Module):
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
     """The DCGAN paper's init (Radford et al. 2015): conv weights N(0, 0.02), BN weight N(1, 0.02),
-    BN bias 0. The seed write-up keeps PyTorch's default init instead; we follow the paper."""
+    BN bias 0, and conv biases (where a layer has one) 0. The seed write-up keeps PyTorch's
+    default init instead; we follow the paper."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02, generator=generator)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02, generator=generator)
         nn.init.zeros_(module.bias)
 
 
-def build_networks(nz: int, ngf: int, ndf: int, seed: int) -> tuple[Generator, Discriminator]:
+def add_spectral_norm(net: nn.Module, seed: int) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every conv: its weight is divided by its
+    largest singular value, estimated by one power iteration per training forward pass. The
+    power iteration's starting vectors come from `seed` (the global CPU RNG is seeded with it:
+    callers fork it, as build_networks does)."""
+    torch.default_generator.manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            _spectral_norm(m)
+    return net
+
+
+def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
+                   spectral_norm: bool = False, d_batchnorm: bool = True
+                   ) -> tuple[nn.Module, nn.Module]:
     """Both networks with the paper's init, drawn from a CPU generator seeded by `seed`, so the
-    starting weights are the same on every machine and the global RNG is left alone."""
-    g, d = Generator(nz, ngf), Discriminator(ndf)
+    starting weights are the same on every machine and the global RNG is left alone. The
+    defaults are the seed's nets."""
     rng = torch.Generator().manual_seed(seed)
-    for net in (g, d):
-        for m in net.modules():
-            init_weights(m, rng)
+    # Layers draw PyTorch's default init from the global RNG as they are made; it is overwritten
+    # below, and the global RNG is put back as it was.
+    with torch.random.fork_rng(devices=[]):
+        if arch == "resnet":
+            g, d = ResNetGenerator(nz, ngf), ResNetDiscriminator(ndf, d_batchnorm)
+        else:
+            g, d = Generator(nz, ngf), Discriminator(ndf, d_batchnorm)
+        for net in (g, d):
+            for m in net.modules():
+                init_weights(m, rng)
+        if spectral_norm:
+            add_spectral_norm(d, int(torch.randint(0, 2**62, (1,), generator=rng)))
     return g, d
+
+
+def networks_for(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    """The initialised G and D that a training run with `cfg` starts from."""
+    return build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed, cfg.arch, cfg.spectral_norm, cfg.d_batchnorm)
 
 
 def count_parameters(module: nn.Module) -> int:

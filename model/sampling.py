@@ -6,13 +6,14 @@ runs in eval mode (BatchNorm running statistics), so batch-mates do not change a
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
-from model.checkpoint import load_checkpoint
 from model.config import TrainConfig
-from model.networks import Discriminator, Generator
+from model.networks import Discriminator, Generator, networks_for
 
 MAX_INDEX = 1 << 24  # images per seed; (seed << 24 | index) must fit the 64-bit generator seed
 CHUNK = 64  # images per forward pass
@@ -108,23 +109,17 @@ def interpolate(g: Generator, seed_a: int, seed_b: int, steps: int,
 
 def networks_from_checkpoint(state: dict[str, Any], device: torch.device | str = "cpu",
                              with_discriminator: bool = False
-                             ) -> tuple[Generator, Discriminator | None]:
-    """Eval-mode networks from a loaded checkpoint; G uses the EMA weights when the job kept them."""
+                             ) -> tuple[nn.Module, nn.Module | None]:
+    """Eval-mode networks from a loaded checkpoint, of the architecture its config names (the
+    seed's when the config predates `arch`); G uses the EMA weights when the job kept them, D is
+    spectrally normalised when the job's was (in eval mode its stored estimate is used as is)."""
     cfg = TrainConfig.from_dict(state["config"])
-    g = Generator(cfg.nz, cfg.ngf)
+    g, d = networks_for(cfg)
     g.load_state_dict(state.get("generator_ema") or state["generator"])
     # channels_last: ~15% faster on the CPU (oneDNN) and on CUDA for these convolutions
     g.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
-    d = None
-    if with_discriminator and state.get("discriminator") is not None:
-        d = Discriminator(cfg.ndf)
-        d.load_state_dict(state["discriminator"])
-        d.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+    if not (with_discriminator and state.get("discriminator") is not None):
+        return g, None
+    d.load_state_dict(state["discriminator"])
+    d.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     return g, d
-
-
-def load_networks(path, device: torch.device | str = "cpu", with_discriminator: bool = True
-                  ) -> tuple[Generator, Discriminator | None, dict[str, Any]]:
-    state = load_checkpoint(path, map_location="cpu")
-    g, d = networks_from_checkpoint(state, device, with_discriminator)
-    return g, d, state

@@ -8,26 +8,28 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from model import checkpoint as ckpt
+from model import losses, tensorboard
+from model.augment import DiffAugment
 from model.config import ConfigError, TrainConfig
-from model.data import DataError, ImageDataset, load_dataset
+from model.data import DataError, DecodeStopped, ImageDataset, load_dataset
 from model.fsutil import atomic_write_bytes
 from model.imageio import encode_png, grid_rgb
-from model.metrics import pyramid_descriptors, swd
-from model.networks import build_networks
+from model.networks import networks_for
+from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
 from model.rundir import RunDir
+from model.runtime import resolve_device, set_determinism, tune_host_allocator
 from model.sampling import run_generator, sample_noise
+from model.swd import pyramid_descriptors, swd
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ KEEP_LAST_CHECKPOINTS = 3
 # Fraction of free GPU memory the uint8 dataset may take before we stream batches from the host.
 GPU_DATASET_SHARE = 0.5
 
-ProgressFn = Callable[[dict[str, Any]], None]
 StopFn = Callable[[], bool]
 
 
@@ -46,18 +47,7 @@ class TrainResult:
     step: int  # batches trained in total
     stopped: bool  # should_stop ended it before cfg.epochs
     checkpoint: Path | None
-    data: dict[str, Any]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda")
-    return dev
+    data: dict[str, Any] | None  # what the loader made of the folder (None: stopped while decoding)
 
 
 def prepare_run(cfg: TrainConfig | None, run_dir: Path, data_dir: Path | str | None
@@ -80,43 +70,6 @@ def prepare_run(cfg: TrainConfig | None, run_dir: Path, data_dir: Path | str | N
     if data_dir is not None and stored_data and Path(data_dir).resolve() != Path(stored_data):
         raise ConfigError(f"{run_dir} was trained on {stored_data}, not {data_dir}; use a new run folder")
     return cfg, Path(data_dir or stored_data).resolve(), cfg.epochs != stored_cfg.epochs
-
-
-_ALLOCATOR_TUNED = False
-
-
-def tune_host_allocator() -> bool:
-    """On glibc, keep freed activation buffers in the heap between steps.
-
-    A CPU step allocates and frees the same few-MB activations over and over; by default glibc
-    serves each one with a fresh mmap and hands it back with munmap, so every step page-faults
-    its activations in again. Raising the mmap threshold to 64 MB (and keeping 256 MB of free
-    heap before trimming) removes that churn: measured 2-7% per CPU step (BENCHMARKS.md). The
-    setting is process-wide and only ever raised once; anything that is not glibc is left alone.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        mb = 1 << 20
-        # mallopt params: M_TRIM_THRESHOLD=-1, M_TOP_PAD=-2, M_MMAP_THRESHOLD=-3
-        ok = all(libc.mallopt(k, v) == 1 for k, v in ((-3, 64 * mb), (-1, 256 * mb), (-2, 64 * mb)))
-    except (OSError, AttributeError):
-        ok = False
-    _ALLOCATOR_TUNED = ok
-    return ok
-
-
-def _set_determinism(cfg: TrainConfig, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not cfg.deterministic
-        torch.backends.cuda.matmul.allow_tf32 = not cfg.deterministic
-        torch.backends.cudnn.allow_tf32 = not cfg.deterministic
-        if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 class _Batches:
@@ -157,25 +110,28 @@ class Trainer:
                             f"of {cfg.batch_size}; lower batch_size or add images")
         cuda = device.type == "cuda"
         self.amp = cuda and cfg.amp
-        self.g, self.d = build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed)
+        self.g, self.d = networks_for(cfg)
         # channels_last: measured faster for these convs on CUDA and on the CPU (oneDNN) alike
         self.g.to(device, memory_format=torch.channels_last)
         self.d.to(device, memory_format=torch.channels_last)
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
-        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        adam: dict[str, Any] = {"betas": (cfg.beta1, cfg.beta2)}
         if cuda:
             adam["fused"] = True
-        self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.g_lr, **adam)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.d_lr, **adam)
         self.g_step_fn, self.d_fwd = self.g, self.d
         if cfg.compile and cuda:
-            self.g_step_fn, self.d_fwd = torch.compile(self.g), torch.compile(self.d)
+            self.g_step_fn = torch.compile(self.g)
+            # compiled graphs have no double backward, which the gradient penalties need
+            if not (cfg.loss == "wgan-gp" or cfg.r1_gamma):
+                self.d_fwd = torch.compile(self.d)
         # Random streams, each saved in checkpoints: data order on the CPU, noise on the device.
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        # DiffAugment draws from the noise stream: without it, that stream is the seed's.
+        self.augment = DiffAugment(cfg.augmentations, self.noise_rng) if cfg.augmentations else None
         self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
-        self.ones = torch.ones(cfg.batch_size, device=device)
-        self.zeros = torch.zeros(cfg.batch_size, device=device)
         self._swd_real: list[torch.Tensor] | None = None
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -219,27 +175,40 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
+    def _augmented(self, x: torch.Tensor) -> torch.Tensor:
+        return self.augment(x) if self.augment is not None else x
+
     def d_step(self, real: torch.Tensor) -> torch.Tensor:
-        """Real-only batch (target 1), then fresh fake-only batch, detached (target 0)."""
+        """Real-only batch, then a fresh fake-only batch, detached; both through DiffAugment when
+        it is on. `cfg.loss` on D's logits, plus the WGAN-GP and R1 penalties when asked for."""
+        cfg = self.cfg
         with self._autocast():
+            real = self._augmented(real)
+            if cfg.r1_gamma:
+                real.requires_grad_(True)
             out_real = self.d_fwd(real)
-            loss_real = F.binary_cross_entropy_with_logits(out_real.float(), self.ones)
             with torch.no_grad():
-                fake = self.g_step_fn(self._noise())
+                fake = self._augmented(self.g_step_fn(self._noise()))
             out_fake = self.d_fwd(fake)
-            loss_fake = F.binary_cross_entropy_with_logits(out_fake.float(), self.zeros)
+            loss = losses.d_loss(cfg.loss, out_real.float(), out_fake.float())
+            if cfg.loss == "wgan-gp":
+                eps = torch.rand(real.shape[0], 1, 1, 1, device=self.device, generator=self.noise_rng)
+                loss = loss + losses.GP_WEIGHT * losses.gradient_penalty(self.d_fwd, real, fake, eps)
+            if cfg.r1_gamma:
+                loss = loss + 0.5 * cfg.r1_gamma * losses.r1_penalty(out_real, real)
         self.opt_d.zero_grad(set_to_none=True)
-        (loss_real + loss_fake).backward()
+        loss.backward()
         self.opt_d.step()
-        return torch.stack([(loss_real + loss_fake).detach(), torch.sigmoid(out_real.detach().float()).mean(),
+        return torch.stack([loss.detach(), torch.sigmoid(out_real.detach().float()).mean(),
                             torch.sigmoid(out_fake.detach().float()).mean()])
 
     def g_step(self) -> torch.Tensor:
-        """Fresh noise, fake batch labelled real; D's weights get no gradient (not needed)."""
+        """Fresh noise, fake batch (through DiffAugment when on) scored by D with `cfg.loss`;
+        D's weights get no gradient (not needed)."""
         self.d.requires_grad_(False)
         with self._autocast():
-            out = self.d_fwd(self.g_step_fn(self._noise()))
-            loss_g = F.binary_cross_entropy_with_logits(out.float(), self.ones)
+            out = self.d_fwd(self._augmented(self.g_step_fn(self._noise())))
+            loss_g = losses.g_loss(self.cfg.loss, out.float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -251,7 +220,7 @@ class Trainer:
             with torch.no_grad():
                 ema_p, p = list(self.g_ema.parameters()), list(self.g.parameters())
                 torch._foreach_lerp_(ema_p, p, 1.0 - decay)
-                for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
+                for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
                     b_ema.copy_(b)
         return loss_g.detach()
 
@@ -294,13 +263,13 @@ class Trainer:
         return out
 
 
-def _summarise(acc: torch.Tensor, counts: tuple[int, int]) -> dict[str, float | None]:
-    """Means of the accumulated [loss_d, d_x, d_g_z, loss_g] (one device->host read)."""
-    a = acc.tolist()
-    nd, ng = counts
-    r = lambda v: round(v, 6) if v is not None and math.isfinite(v) else None  # noqa: E731
-    return {"loss_d": r(a[0] / nd) if nd else None, "d_x": r(a[1] / nd) if nd else None,
-            "d_g_z": r(a[2] / nd) if nd else None, "loss_g": r(a[3] / ng) if ng else None}
+def real_grid(dataset: ImageDataset, cfg: TrainConfig) -> np.ndarray:
+    """A snapshot-sized grid of training images (a fixed pick from the job seed): what the
+    fixed-noise grids are trying to look like."""
+    n = min(cfg.grid_images, len(dataset))
+    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed))[:n]
+    images = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
+    return grid_rgb(images, nrow=cfg.grid_nrow)
 
 
 def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | None = None,
@@ -308,7 +277,8 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
           device: str | torch.device = "auto", cache_dir: Path | None = None) -> TrainResult:
     """Train (or resume) the DCGAN described by `cfg` on `data_dir`, writing everything to `run_dir`.
 
-    - progress(dict) gets phase, epoch, epochs, step, losses, images/s and ETA;
+    - progress(TrainProgress) is told about decoding, every `log_every` batches, every epoch's
+      end and the finish;
     - should_stop() is polled before every batch; when true a checkpoint is saved and the
       function returns within one batch with `stopped=True`;
     - a second call on the same run_dir resumes after the last saved checkpoint (cfg may be
@@ -318,16 +288,21 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
     cfg, data_dir, write_config = prepare_run(cfg, run_dir, data_dir)
     run = RunDir(run_dir)
     dev = resolve_device(device)
-    _set_determinism(cfg, dev)
+    set_determinism(cfg.deterministic, dev)
     if dev.type == "cpu":
         tune_host_allocator()
-    notify = progress or (lambda _info: None)
+    notify = progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
 
-    notify({"phase": "data", "epoch": 0, "epochs": cfg.epochs})
-    dataset = load_dataset(data_dir, cfg.image_size, cache_dir, max_images=cfg.max_images,
-                           progress=lambda done, total: notify(
-                               {"phase": "data", "decoded": done, "files": total, "epochs": cfg.epochs}))
+    notify(TrainProgress("data", 0, cfg.epochs))
+    try:
+        dataset = load_dataset(data_dir, cfg.image_size, cache_dir, max_images=cfg.max_images,
+                               progress=lambda done, total: notify(
+                                   TrainProgress("data", 0, cfg.epochs, decoded=done, files=total)),
+                               should_stop=stop)
+    except DecodeStopped:
+        notify(TrainProgress("stopped", 0, cfg.epochs))
+        return TrainResult(run_dir, 0, 0, True, None, None)
     trainer = Trainer(cfg, run, dataset, dev)
     data_info = dataset.summary()
     if write_config:  # only now: a run folder is never created for data that cannot be used
@@ -336,59 +311,49 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
     ckpt.clean_checkpoint_folder(run.checkpoints)
     ref, state, problems = ckpt.load_latest(run.checkpoints)
     for p in problems:
-        notify({"phase": "warning", "message": f"ignored damaged checkpoint {p}"})
+        notify(TrainProgress("data", 0, cfg.epochs, warning=f"ignored damaged checkpoint {p}"))
     if state is not None:
         trainer.restore(state)
         del state
     run.truncate_metrics(trainer.step)
     fixed_noise = run.load_or_create_fixed_noise(lambda: sample_noise(cfg.seed, range(cfg.grid_images), cfg.nz))
+    if not run.reals_path.exists():
+        atomic_write_bytes(run.reals_path, encode_png(real_grid(dataset, cfg)))
     snapshot_epochs = set(cfg.effective_snapshot_epochs())
     writer = ckpt.CheckpointWriter(run.checkpoints, KEEP_LAST_CHECKPOINTS, snapshot_epochs)
     last_path = ref.path if ref else None
     B, spe = cfg.batch_size, trainer.steps_per_epoch
     total_steps = cfg.epochs * spe
+    meter = Meter(dev, trainer.step, B)
 
-    acc = torch.zeros(4, device=dev)
-    counts = [0, 0]
-    window_start, window_step = time.perf_counter(), trainer.step
+    def report(means: dict[str, Any], **fields: Any) -> None:
+        notify(TrainProgress("train", trainer.epoch, cfg.epochs, trainer.step, trainer.batch, spe,
+                             loss_d=means["loss_d"], loss_g=means["loss_g"], d_x=means["d_x"],
+                             d_g_z=means["d_g_z"], images_per_sec=means["images_per_sec"], **fields))
+
     stopped = False
+    tb = tensorboard.open_log(run.root)  # a no-op unless tensorboard is installed
     try:
         while trainer.epoch < cfg.epochs:
             epoch_rng = trainer.data_rng.get_state()
             perm = torch.randperm(len(dataset), generator=trainer.data_rng)
             if dev.type == "cuda":
                 perm = perm.to(dev, non_blocking=True)
-            epoch_start, epoch_first_step = time.perf_counter(), trainer.step
-            ep_acc, ep_counts = torch.zeros(4, device=dev), [0, 0]
             for i in range(trainer.batch, spe):
                 if stop():
                     stopped = True
                     break
                 if i % cfg.d_every == 0:
-                    d_stats = trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B]))
-                    acc[:3] += d_stats
-                    ep_acc[:3] += d_stats
-                    counts[0] += 1
-                    ep_counts[0] += 1
+                    meter.add_d(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
                 if i % cfg.g_every == 0:
-                    g_loss = trainer.g_step()
-                    acc[3] += g_loss
-                    ep_acc[3] += g_loss
-                    counts[1] += 1
-                    ep_counts[1] += 1
+                    meter.add_g(trainer.g_step())
                 trainer.batch, trainer.step = i + 1, trainer.step + 1
                 if trainer.step % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    ips = (trainer.step - window_step) * B / max(now - window_start, 1e-9)
-                    row = {"kind": "interval", "epoch": trainer.epoch + 1, "step": trainer.step,
-                           **_summarise(acc, tuple(counts)), "images_per_sec": round(ips, 1)}
-                    run.append_metrics(row)
-                    notify({"phase": "train", **row, "epochs": cfg.epochs, "batch": trainer.batch,
-                            "batches_per_epoch": spe,
-                            "eta_seconds": round((total_steps - trainer.step) * B / max(ips, 1e-9), 1)})
-                    acc.zero_()
-                    counts = [0, 0]
-                    window_start, window_step = now, trainer.step
+                    means, _ = meter.take(INTERVAL, trainer.step)
+                    run.append_metrics({"kind": "interval", "epoch": trainer.epoch + 1, "step": trainer.step,
+                                        **means})
+                    eta = (total_steps - trainer.step) * B / max(means["images_per_sec"], 1e-9)
+                    report(means, eta_seconds=round(eta, 1))
             if stopped:
                 break
             # -- end of epoch: snapshot, quality, metrics, checkpoint --------------------------
@@ -396,10 +361,8 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             epoch_end = time.perf_counter()
-            seconds = epoch_end - epoch_start
-            ips = (trainer.step - epoch_first_step) * B / max(seconds, 1e-9)
-            row = {"kind": "epoch", "epoch": trainer.epoch, "step": trainer.step,
-                   **_summarise(ep_acc, tuple(ep_counts)), "images_per_sec": round(ips, 1),
+            means, seconds = meter.take(EPOCH, trainer.step)
+            row = {"kind": "epoch", "epoch": trainer.epoch, "step": trainer.step, **means,
                    "epoch_seconds": round(seconds, 3)}
             if trainer.epoch in snapshot_epochs:
                 trainer.snapshot(trainer.epoch, fixed_noise)
@@ -407,10 +370,11 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
                     row.update(trainer.quality())
             last_path = writer.submit(trainer.state(trainer.data_rng.get_state()), trainer.epoch)
             run.append_metrics(row)
-            remaining = (cfg.epochs - trainer.epoch) * spe * B / max(ips, 1e-9)
-            notify({"phase": "train", **row, "epochs": cfg.epochs, "batch": 0, "batches_per_epoch": spe,
-                    "eta_seconds": round(remaining, 1), "checkpoint": last_path.name})
-            window_start += time.perf_counter() - epoch_end  # images/s counts training time only
+            tb.epoch(row, trainer.step, run.snapshot_path(trainer.epoch) if trainer.epoch in snapshot_epochs else None)
+            remaining = (cfg.epochs - trainer.epoch) * spe * B / max(means["images_per_sec"], 1e-9)
+            report(means, epoch_end=True, eta_seconds=round(remaining, 1), checkpoint=last_path.name,
+                   swd=row.get("swd"))
+            meter.exclude(time.perf_counter() - epoch_end)
         if stopped:
             last_path = writer.submit(trainer.state(epoch_rng), trainer.epoch, trainer.batch)
         writer.close()
@@ -422,6 +386,8 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
         except BaseException as exc:
             log.warning("checkpoint write failed while stopping: %s", exc)
         raise
-    notify({"phase": "stopped" if stopped else "done", "epoch": trainer.epoch, "epochs": cfg.epochs,
-            "step": trainer.step, "checkpoint": last_path.name if last_path else None})
+    finally:
+        tb.close()
+    notify(TrainProgress("stopped" if stopped else "done", trainer.epoch, cfg.epochs, trainer.step,
+                         trainer.batch, spe, checkpoint=last_path.name if last_path else None))
     return TrainResult(run_dir, trainer.epoch, trainer.step, stopped, last_path, data_info)

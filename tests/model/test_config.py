@@ -45,3 +45,45 @@ def test_only_a_grown_epoch_count_is_resume_compatible():
     assert TrainConfig(epochs=20).resume_conflicts(stored) == []
     assert TrainConfig(epochs=5).resume_conflicts(stored) == ["epochs"]
     assert TrainConfig(epochs=10, ngf=32).resume_conflicts(stored) == ["ngf"]
+
+
+def test_new_options_default_to_the_seeds_behaviour():
+    c = TrainConfig()
+    assert (c.loss, c.spectral_norm, c.arch, c.diffaugment, c.r1_gamma) == ("bce", False, "seed", "", 0.0)
+    assert (c.lr_d, c.lr_g, c.d_lr, c.g_lr) == (0.0, 0.0, 2e-4, 2e-4)
+    assert c.d_batchnorm and c.augmentations == ()
+
+
+def test_a_config_stored_before_the_options_existed_still_loads_as_the_seeds():
+    old = {k: v for k, v in TrainConfig(ngf=32).to_dict().items()
+           if k not in ("loss", "spectral_norm", "arch", "diffaugment", "r1_gamma", "lr_d", "lr_g")}
+    assert TrainConfig.from_dict(old) == TrainConfig(ngf=32)
+
+
+def test_separate_learning_rates_fall_back_to_lr():
+    c = TrainConfig(lr=1e-3, lr_d=4e-4)
+    assert (c.d_lr, c.g_lr) == (4e-4, 1e-3)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("loss", "mse", "loss must be one of bce, hinge, wgan-gp"),
+    ("arch", "vit", "arch must be one of seed, resnet"),
+    ("loss", 3, "loss must be a string"),
+    ("diffaugment", "blur", "diffaugment must be a comma list"),
+    ("diffaugment", "color,color", "diffaugment must be a comma list"),
+    ("r1_gamma", -1.0, "r1_gamma must be >= 0"),
+    ("lr_d", 2.0, "lr_d must be <= 1.0"),
+])
+def test_bad_option_values_are_refused_with_the_field_named(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig(**{field: value})
+
+
+def test_diffaugment_is_stored_in_one_written_form():
+    from model.config import diffaugment_choices
+
+    assert TrainConfig(diffaugment="cutout, Colour").diffaugment == "color,cutout"
+    assert TrainConfig(diffaugment="none").diffaugment == ""
+    assert TrainConfig(diffaugment="translation,color").augmentations == ("color", "translation")
+    choices = diffaugment_choices()
+    assert len(choices) == 8 and all(TrainConfig(diffaugment=v).diffaugment == v for v in choices)

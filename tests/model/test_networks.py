@@ -32,4 +32,60 @@ def test_init_is_the_papers_and_reproducible():
     assert abs(conv.mean().item()) < 1e-3 and abs(conv.std().item() - 0.02) < 1e-3
     bn = d.main[3]
     assert abs(bn.weight.mean().item() - 1) < 0.01 and torch.all(bn.bias == 0)
-    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g2.state_dict().values(), strict=False))
+
+
+def largest_singular_values(net):
+    return [torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+            for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_spectral_norm_keeps_every_d_layer_at_largest_singular_value_one():
+    from model.config import TrainConfig
+    from model.networks import networks_for
+
+    for arch in ("seed", "resnet"):
+        _, d = networks_for(TrainConfig(spectral_norm=True, arch=arch, ngf=16, ndf=16))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # SN replaces BN
+        d.train()
+        with torch.no_grad():
+            for _ in range(30):  # one power iteration per training forward
+                d(torch.randn(2, 3, 96, 96))
+        sigmas = largest_singular_values(d.eval())
+        assert len(sigmas) == (5 if arch == "seed" else 11)
+        assert all(abs(s - 1) < 0.02 for s in sigmas), sigmas
+    _, plain = networks_for(TrainConfig(ngf=16, ndf=16))
+    assert any(abs(s - 1) > 0.05 for s in largest_singular_values(plain))  # without SN: anything
+
+
+def test_residual_networks_have_the_seeds_shapes():
+    from model.networks import ResNetDiscriminator, ResNetGenerator
+
+    out = ResNetGenerator(100, 16)(torch.randn(2, 100, 1, 1))
+    assert out.shape == (2, 3, 96, 96) and out.min() >= -1 and out.max() <= 1
+    assert ResNetDiscriminator(16)(out).shape == (2,)
+    blocks = [m for m in ResNetGenerator(100, 16).modules() if type(m).__name__ == "_UpBlock"]
+    assert len(blocks) == 3
+
+
+def test_options_build_reproducibly_and_leave_the_global_rng_alone():
+    from model.config import TrainConfig
+    from model.networks import networks_for
+
+    cfg = TrainConfig(arch="resnet", spectral_norm=True, ngf=16, ndf=16, seed=5)
+    before = torch.get_rng_state()
+    (g1, d1), (g2, d2) = networks_for(cfg), networks_for(cfg)
+    assert torch.equal(torch.get_rng_state(), before)
+    for a, b in ((g1, g2), (d1, d2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_wgan_gp_critic_has_no_batchnorm():
+    from model.config import TrainConfig
+    from model.networks import networks_for
+
+    _, d = networks_for(TrainConfig(loss="wgan-gp", ngf=16, ndf=16))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    _, d = networks_for(TrainConfig(loss="hinge", ngf=16, ndf=16))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())

@@ -7,17 +7,11 @@ import torch
 from model.checkpoint import list_checkpoints, load_checkpoint
 from model.config import ConfigError
 from model.train import train
-from tests.helpers import tiny_config
+from tests.helpers import assert_same_weights, tiny_config
 
 
 def weights(run_dir, epoch):
     return load_checkpoint(run_dir / "checkpoints" / f"epoch-{epoch:04d}.pt")["generator"]
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def test_run_directory_has_everything_the_gallery_needs(image_folder, tmp_path):
@@ -38,6 +32,9 @@ def test_run_directory_has_everything_the_gallery_needs(image_folder, tmp_path):
         assert ("epoch_seconds" in r) == (r["kind"] == "epoch")
     assert all("swd" in r for r in epochs) and all(r["swd"] > 0 for r in epochs)
     assert json.loads((run / "data.json").read_text())["images"] == 96
+    from PIL import Image
+    with Image.open(run / "reals.png") as reals:  # 64 training images, the grid's size
+        assert reals.size == (786, 786)
 
 
 def test_snapshot_grid_is_8x8_of_96px_with_2px_gutters(image_folder, tmp_path):
@@ -105,13 +102,21 @@ def test_more_epochs_extend_a_finished_run(image_folder, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["epochs"] == 2
 
 
-def test_progress_reports_epoch_losses_speed_and_eta(image_folder, tmp_path):
+def test_progress_reports_epochs_done_losses_speed_and_eta(image_folder, tmp_path):
     seen = []
-    train(tiny_config(epochs=2), tmp_path / "run", progress=seen.append, data_dir=image_folder)
-    train_rows = [s for s in seen if s["phase"] == "train"]
-    assert train_rows and all({"epoch", "step", "loss_d", "images_per_sec", "eta_seconds"} <= s.keys()
-                              for s in train_rows)
-    assert train_rows[-1]["eta_seconds"] == 0 and seen[-1]["phase"] == "done"
+    train(tiny_config(epochs=2), tmp_path / "run", progress=seen.append, data_dir=image_folder,
+          cache_dir=tmp_path / "cache")  # a fresh cache: the images are decoded, and that is reported
+    assert seen[0].phase == "data" and any(e.decoded == 96 and e.files == 96 for e in seen)
+    rows = [e for e in seen if e.phase == "train"]
+    assert all(e.loss_d is not None and e.images_per_sec > 0 and e.eta_seconds is not None for e in rows)
+    # log_every=2, 6 batches an epoch: three interval reports then the epoch's end, twice
+    assert [(e.epochs_done, e.batch, e.epoch_end) for e in rows] == [
+        (0, 2, False), (0, 4, False), (0, 6, False), (1, 0, True),
+        (1, 2, False), (1, 4, False), (1, 6, False), (2, 0, True)]
+    assert [e.step for e in rows] == [2, 4, 6, 6, 8, 10, 12, 12]
+    ends = [e for e in rows if e.epoch_end]
+    assert [e.checkpoint for e in ends] == ["epoch-0001.pt", "epoch-0002.pt"]
+    assert ends[-1].eta_seconds == 0 and seen[-1].phase == "done" and seen[-1].epochs_done == 2
 
 
 def test_ema_is_on_by_default_and_off_when_asked(image_folder, tmp_path):
@@ -130,9 +135,26 @@ def test_ema_generator_is_kept_when_asked_and_used_for_sampling(image_folder, tm
     assert torch.equal(g.state_dict()["main.0.weight"], ema["main.0.weight"])
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
-def test_cpu_training_keeps_activation_buffers_in_the_heap():
-    from model.train import tune_host_allocator
+HEAP_PROBE = """
+import ctypes, sys
+if sys.argv[1] == "tuned":
+    from model.runtime import tune_host_allocator
+    assert tune_host_allocator()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+addr = libc.malloc(16 << 20)  # an activation-sized buffer
+for line in open("/proc/self/maps"):
+    lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+    if lo <= addr < hi:
+        print("heap" if line.rstrip().endswith("[heap]") else "mmap")
+"""
 
-    assert tune_host_allocator() is True
-    assert tune_host_allocator() is True  # idempotent, process-wide
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+@pytest.mark.parametrize("mode,where", [("default", "mmap"), ("tuned", "heap")])
+def test_the_tuned_allocator_serves_activation_sized_buffers_from_the_heap(mode, where):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == where

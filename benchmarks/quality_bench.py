@@ -1,0 +1,358 @@
+"""Time to quality: SWD of the EMA generator against CPU time, for several training configs on the
+same data and machine, in one run.
+
+    nice -n 5 python benchmarks/quality_bench.py                    # both image sets, 15 CPU-min each
+    python benchmarks/quality_bench.py --datasets synthetic --budget 5 --configs demo,fast
+    python benchmarks/quality_bench.py --config 'mine={"loss": "hinge", "g_every": 1}'
+
+Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget):
+  seed      the seed's defaults exactly (ngf/ndf 64, batch 256, BCE, G on every 5th batch)
+  seed-g1   the same with G on every batch (g_every 1)
+  demo      the demo job's settings before the fast preset: g_every 1, batch 32, ngf/ndf 32
+  fast      the `fast` preset (model/presets.py)
+
+What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
+user + system) with torch limited to ONE thread, counting only training steps; the SWD
+measurements and grid renders between them are left out. Other load on the machine does not
+inflate it, so configs run side by side (--jobs, one process per config) and on a busy machine
+still get the same budget. Single-threaded CPU time is roughly 1.6-1.8x the wall time a
+2-thread run takes on a quiet 2-core machine.
+
+Each config's process measures SWD (model/swd.py: 512 real vs 512 generated images, the same
+real sample and the same noise for every config) at fixed CPU times, and saves a 6x6 grid of the
+same 36 noise vectors at each --grid-minutes. The parent prints, per image set: SWD at every
+checkpoint minute, the minutes each config needs to reach thresholds (1.5x, 1x and 2/3 of what
+`demo` reaches at the full budget), and writes a side-by-side picture of the grids.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGS: dict[str, dict] = {
+    "seed": {},
+    "seed-g1": {"g_every": 1},
+    "demo": {"g_every": 1, "batch_size": 32, "ngf": 32, "ndf": 32},
+    "fast": {"preset": "fast"},
+}
+# CPU minutes at which SWD is measured.
+CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)
+SWD_IMAGES = 512
+# CPU seconds between two saves of a run's state: an interrupted benchmark (--work kept) resumes.
+SAVE_EVERY_S = 30
+GRID_SIDE = 6
+
+
+# -- one config, in its own single-threaded process ---------------------------------------------
+def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_minutes: list[float],
+            cache_dir: Path) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    import numpy as np
+
+    from model.data import load_dataset
+    from model.imageio import encode_png, grid_rgb
+    from model.presets import resolve
+    from model.rundir import RunDir
+    from model.runtime import tune_host_allocator
+    from model.sampling import run_generator, sample_noise
+    from model.swd import pyramid_descriptors, swd
+    from model.train import Trainer
+
+    tune_host_allocator()
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    cfg = resolve(preset, {"epochs": 100_000, "swd_images": 0, **overrides})
+    dataset = load_dataset(data_dir, cfg.image_size, cache_dir)
+    device = torch.device("cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, RunDir(out / "run"), dataset, device)
+
+    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:SWD_IMAGES]
+    real = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
+    real_desc = pyramid_descriptors(real, seed=0)
+    noise = sample_noise(1, range(min(SWD_IMAGES, len(dataset))), cfg.nz)
+    grid_noise = sample_noise(7, range(GRID_SIDE * GRID_SIDE), cfg.nz)
+
+    def sample(z: torch.Tensor) -> torch.Tensor:
+        was = trainer.g.training
+        trainer.g.eval()
+        try:
+            return run_generator(trainer.sample_net(), z, device)
+        finally:
+            trainer.g.train(was)
+
+    points = [m for m in CHECKPOINTS if m < budget_min] + [budget_min]
+    grids = sorted(set(grid_minutes) & set(points))
+    rows, spent, wall_before, d_stats = [], 0.0, 0.0, []
+    state_path = out / "state.pt"
+    if state_path.exists():  # an interrupted run goes on where its last save left it, to the bit
+        saved = torch.load(state_path, weights_only=True)
+        trainer.restore(saved["trainer"])
+        spent, wall_before = float(saved["cpu_s"]), float(saved["wall_s"])
+        rows = json.loads((out / "result.json").read_text())["rows"] if (out / "result.json").exists() else []
+        rows = [r for r in rows if r["cpu_s"] <= spent]
+        points = [m for m in points if m * 60 > spent]
+        print(f"  {out.name}: resumed at {spent / 60:.2f} CPU-min, step {trainer.step}", flush=True)
+    wall0 = time.perf_counter()
+    B, spe = cfg.batch_size, trainer.steps_per_epoch
+    next_save = spent + SAVE_EVERY_S
+
+    def save(epoch_rng: torch.Tensor) -> None:
+        torch.save({"trainer": trainer.state(epoch_rng), "cpu_s": spent,
+                    "wall_s": wall_before + time.perf_counter() - wall0}, out / "state.tmp")
+        os.replace(out / "state.tmp", state_path)
+
+    epoch_rng = trainer.data_rng.get_state()
+    while points:
+        epoch_rng = trainer.data_rng.get_state()
+        perm = torch.randperm(len(dataset), generator=trainer.data_rng)
+        for i in range(trainer.batch, spe):
+            t0 = time.process_time()
+            if i % cfg.d_every == 0:
+                d_stats.append(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
+            if i % cfg.g_every == 0:
+                trainer.g_step()
+            trainer.batch, trainer.step = i + 1, trainer.step + 1
+            spent += time.process_time() - t0
+            if spent >= points[0] * 60:
+                minute = points.pop(0)
+                res = swd(real_desc, sample(noise), seed=0)
+                d = torch.stack(d_stats).mean(0).tolist() if d_stats else [None] * 3
+                d_stats = []
+                rows.append({"minutes": minute, "cpu_s": round(spent, 2), "step": trainer.step,
+                             "epoch": trainer.step / spe, "g_updates": trainer.g_updates,
+                             "images_seen": trainer.step * B, "swd": round(res["swd"], 3),
+                             "swd_levels": [round(v, 3) for v in res["swd_levels"]],
+                             "loss_d": d[0], "d_x": d[1], "d_g_z": d[2],
+                             "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
+                if minute in grids:
+                    png = encode_png(grid_rgb(sample(grid_noise), nrow=GRID_SIDE))
+                    (out / f"grid-{minute:g}min.png").write_bytes(png)
+                (out / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1))
+                print(f"  {out.name}: {minute:g} CPU-min, SWD {res['swd']:.1f}, step {trainer.step}",
+                      flush=True)
+                if not points:
+                    break
+            if spent >= next_save:
+                save(epoch_rng)
+                next_save = spent + SAVE_EVERY_S
+        else:
+            trainer.batch = 0
+    save(epoch_rng)
+
+
+# -- the parent: data, processes, tables, pictures -----------------------------------------------
+def parse_configs(names: str, extra: list[str]) -> dict[str, dict]:
+    out = {}
+    for name in filter(None, names.split(",")):
+        if name not in CONFIGS:
+            raise SystemExit(f"unknown config {name!r}; known: {', '.join(CONFIGS)} (or --config NAME=JSON)")
+        out[name] = CONFIGS[name]
+    for item in extra:
+        name, _, body = item.partition("=")
+        out[name] = json.loads(body)
+    return out
+
+
+def minutes_to(rows: list[dict], threshold: float) -> float | None:
+    return next((r["minutes"] for r in rows if r["swd"] <= threshold), None)
+
+
+def swd_at(rows: list[dict], minute: float) -> float | None:
+    return next((r["swd"] for r in rows if r["minutes"] == minute), None)
+
+
+def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, marks: list[float]) -> str:
+    lines = [f"\n== {dataset}: SWD x10^3 of the EMA generator (lower is better) at CPU minutes =="]
+    minutes = [m for m in CHECKPOINTS if m < budget] + [budget]
+    shown = minutes
+    lines.append("| config | " + " | ".join(f"{m:g} min" for m in shown) + " | G updates | images seen |")
+    lines.append("|---|" + "---|" * (len(shown) + 2))
+    for name, rows in results.items():
+        cells = [f"{swd_at(rows, m):.1f}" if swd_at(rows, m) is not None else "-" for m in shown]
+        last = rows[-1] if rows else {}
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last.get('g_updates', '-')} | "
+                     f"{last.get('images_seen', '-')} |")
+    ref = swd_at(results.get("demo", []), budget)
+    if ref is not None:
+        thresholds = [(f"{f}x demo@{budget:g}", ref * v) for f, v in (("1.5", 1.5), ("1", 1.0), ("2/3", 2 / 3))]
+        lines.append(f"\nCPU minutes to reach an SWD (thresholds relative to demo's {ref:.1f} at {budget:g} min;"
+                     f" '>' = not within the budget; resolution = the checkpoint minutes)")
+        lines.append("| config | " + " | ".join(f"{label} = {t:.1f}" for label, t in thresholds) + " |")
+        lines.append("|---|" + "---|" * len(thresholds))
+        for name, rows in results.items():
+            cells = []
+            for _, t in thresholds:
+                m = minutes_to(rows, t)
+                cells.append(f"{m:g}" if m is not None else f">{budget:g}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        fast = swd_at(results.get("fast", []), budget)
+        if fast is not None:
+            lines.append(f"\nfast / demo at {budget:g} CPU-min: {fast:.1f} / {ref:.1f} = {fast / ref:.2f} "
+                         f"({'meets' if fast <= ref * 2 / 3 else 'misses'} the <= 2/3 target)")
+        for m in marks:
+            f_m, d_m = swd_at(results.get("fast", []), m), swd_at(results.get("demo", []), m)
+            if f_m is not None and d_m is not None and m != budget:
+                lines.append(f"fast / demo at {m:g} CPU-min: {f_m:.1f} / {d_m:.1f} = {f_m / d_m:.2f}")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def side_by_side(dataset: str, data_dir: Path, work: Path, names: list[str], marks: list[float],
+                 dest: Path, latest: bool = False) -> None:
+    """One picture: training images first, then each config's grid at each mark (one row per
+    mark), and with `latest` a row of each run's grid at its last saved state."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from model.data import decode_image, find_images
+
+    tile = GRID_SIDE * 96 + (GRID_SIDE + 1) * 2
+    label_h = 22
+    files = find_images(data_dir)
+    rng = np.random.default_rng(0)
+    real_grid = Image.new("RGB", (tile, tile), "black")
+    for k, i in enumerate(rng.choice(len(files), GRID_SIDE * GRID_SIDE, replace=False)):
+        face = Image.fromarray(decode_image(files[i], 96).transpose(1, 2, 0))
+        real_grid.paste(face, (2 + (k % GRID_SIDE) * 98, 2 + (k // GRID_SIDE) * 98))
+    rows = []
+    for m in marks:
+        cells = []
+        for name in names:
+            p = work / dataset / name / f"grid-{m:g}min.png"
+            cells.append((f"{name}, {m:g} CPU-min", Image.open(p).convert("RGB") if p.exists() else None))
+        if any(im is not None for _, im in cells):
+            rows.append(cells)
+    if latest:
+        rows.append(grids_from_states(work, dataset, names))
+    canvas = Image.new("RGB", ((len(names) + 1) * (tile + 8), max(1, len(rows)) * (tile + label_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=16)
+    draw.text((4, 2), f"training data ({dataset})", fill="black", font=font)
+    canvas.paste(real_grid, (0, label_h))
+    for r, cells in enumerate(rows):
+        for c, (label, im) in enumerate(cells, start=1):
+            if im is None:
+                continue
+            x, y = c * (tile + 8), r * (tile + label_h)
+            draw.text((x + 4, y + 2), label, fill="black", font=font)
+            canvas.paste(im.resize((tile, tile)), (x, y + label_h))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(dest, optimize=True)
+    print(f"wrote {dest}", flush=True)
+
+
+def grids_from_states(work: Path, dataset: str, names: list[str]) -> list[tuple[str, Any]]:
+    """Each run's grid at its last saved state (for a picture of runs still in progress)."""
+    import torch
+    from PIL import Image
+
+    from model.imageio import grid_rgb
+    from model.sampling import networks_from_checkpoint, run_generator, sample_noise
+
+    out = []
+    for name in names:
+        path = work / dataset / name / "state.pt"
+        if not path.exists():
+            continue
+        saved = torch.load(path, weights_only=True)
+        g, _ = networks_from_checkpoint(saved["trainer"])
+        images = run_generator(g, sample_noise(7, range(GRID_SIDE * GRID_SIDE), g.nz))
+        label = f"{name}, {saved['cpu_s'] / 60:.1f} CPU-min"
+        out.append((label, Image.fromarray(grid_rgb(images, nrow=GRID_SIDE))))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="synthetic,emoji")
+    ap.add_argument("--configs", default="seed,seed-g1,demo,fast")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=JSON",
+                    help="an extra config: TrainConfig fields (and optionally \"preset\") as JSON")
+    ap.add_argument("--budget", type=float, default=15.0, help="CPU minutes per config")
+    ap.add_argument("--marks", default="5,15", help="CPU minutes reported side by side and drawn")
+    ap.add_argument("--jobs", type=int, default=2, help="configs trained at once (one core each)")
+    ap.add_argument("--work", type=Path, help="keep data, grids and results here (default: a temp dir)")
+    ap.add_argument("--pictures", type=Path, help="write <dir>/quality-<dataset>.png here")
+    ap.add_argument("--nice", type=int, default=0, help="added niceness of each config's process")
+    ap.add_argument("--report", action="store_true",
+                    help="train nothing: print the tables of what --work holds so far and draw each run's "
+                         "latest saved state too (runs in progress resume on a later run without it)")
+    ap.add_argument("--one", nargs=3, metavar=("DATA_DIR", "JSON", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    marks = [float(m) for m in args.marks.split(",") if m]
+
+    if args.one:
+        os.nice(args.nice)
+        run_one(Path(args.one[0]), json.loads(args.one[1]), args.budget, Path(args.one[2]), marks,
+                Path(args.one[2]).parent.parent / "cache")
+        return
+
+    from benchmarks.image_sets import MAKERS, MissingFont
+
+    configs = parse_configs(args.configs, args.config)
+    tmp = None if args.work else tempfile.TemporaryDirectory()
+    work = args.work or Path(tmp.name)
+    datasets = [d for d in args.datasets.split(",") if d]
+    import torch
+    print(f"torch {torch.__version__}; {os.cpu_count()} CPUs; budget {args.budget:g} CPU-min per config, "
+          f"1 thread each, {args.jobs} at once; configs: {', '.join(configs)}", flush=True)
+    from model.data import load_dataset
+    for ds in datasets:
+        try:
+            MAKERS[ds](work / "data" / ds)
+        except MissingFont as exc:
+            raise SystemExit(f"{exc} (or leave it out: --datasets synthetic)") from None
+        n = len(load_dataset(work / "data" / ds, 96, work / "cache"))  # decoded once, before the runs
+        print(f"image set {ds}: {n} images", flush=True)
+    jobs = [(ds, name) for name in configs for ds in datasets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+    def launch(job: tuple[str, str]) -> None:
+        ds, name = job
+        out = work / ds / name
+        if (out / "result.json").exists():
+            rows = json.loads((out / "result.json").read_text())["rows"]
+            if rows and rows[-1]["minutes"] >= args.budget:
+                return  # measured already (a re-run with --work)
+        cmd = [sys.executable, __file__, "--budget", str(args.budget), "--marks", args.marks,
+               "--nice", str(args.nice), "--one", str(work / "data" / ds), json.dumps(configs[name]), str(out)]
+        subprocess.run(cmd, check=True, env=env)
+
+    t = time.perf_counter()
+    if not args.report:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(launch, jobs))
+        print(f"\nall runs: {(time.perf_counter() - t) / 60:.1f} wall minutes", flush=True)
+    report = []
+    for ds in datasets:
+        results = {}
+        for name in configs:
+            path = work / ds / name / "result.json"
+            results[name] = json.loads(path.read_text())["rows"] if path.exists() else []
+        report.append(print_tables(ds, results, args.budget, marks))
+        if args.pictures:
+            side_by_side(ds, work / "data" / ds, work, list(configs), marks,
+                         args.pictures / f"quality-{ds}.png", latest=args.report)
+    (work / "report.md").write_text("\n".join(report) + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Differentiable augmentation (DiffAugment; Zhao et al. 2020, "Differentiable Augmentation for
+Data-Efficient GAN Training").
+
+Every image D sees, real or generated, in D's step and in G's, goes through the same random
+transforms; they are differentiable, so G learns through them. D never sees an un-augmented
+image and so cannot learn the augmentations as a cue, and G is not pushed to produce them.
+The paper's three transforms, applied in this order:
+
+- color: brightness + U(-0.5, 0.5); saturation x U(0, 2) about each pixel's channel mean;
+  contrast x U(0.5, 1.5) about the image mean;
+- translation: a shift of up to 1/8 of the side in x and y, the vacated border zero;
+- cutout: a square of half the side, zeroed at a random centre (it may overhang the border).
+
+Parameters are drawn per image from the `generator` given (the trainer's noise stream, whose
+state checkpoints keep), so training stays reproducible and resumable to the bit.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+TRANSLATION_RATIO = 0.125
+CUTOUT_RATIO = 0.5
+
+
+def _uniform(x: torch.Tensor, gen: torch.Generator, low: float, high: float) -> torch.Tensor:
+    u = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=gen)
+    return (u * (high - low) + low).to(x.dtype)
+
+
+def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    x = x + _uniform(x, gen, -0.5, 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * _uniform(x, gen, 0.0, 2.0) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * _uniform(x, gen, 0.5, 1.5) + mean
+
+
+def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = TRANSLATION_RATIO) -> torch.Tensor:
+    n, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device, generator=gen)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device, generator=gen)
+    # Output pixel (i, j) of image k is input pixel (i - ty, j - tx), or zero outside the image.
+    ys = torch.arange(h, device=x.device)[None, :, None] - ty          # n, h, 1
+    xs = torch.arange(w, device=x.device)[None, None, :] - tx          # n, 1, w
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)              # n, h, w
+    k = torch.arange(n, device=x.device)[:, None, None]
+    moved = x[k, :, ys.clamp(0, h - 1), xs.clamp(0, w - 1)]           # n, h, w, c
+    return moved.permute(0, 3, 1, 2) * inside[:, None].to(x.dtype)
+
+
+def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = CUTOUT_RATIO) -> torch.Tensor:
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device, generator=gen)
+    cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device, generator=gen)
+    ys = torch.arange(h, device=x.device)[None, :, None] - (cy - ch // 2)
+    xs = torch.arange(w, device=x.device)[None, None, :] - (cx - cw // 2)
+    hole = (ys >= 0) & (ys < ch) & (xs >= 0) & (xs < cw)              # n, h, w
+    return x * (~hole)[:, None].to(x.dtype)
+
+
+TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
+
+
+class DiffAugment:
+    """The policy's transforms, applied in order; an empty policy returns images unchanged."""
+
+    def __init__(self, policy: Sequence[str], generator: torch.Generator) -> None:
+        unknown = [p for p in policy if p not in TRANSFORMS]
+        if unknown:
+            raise ValueError(f"unknown augmentation(s): {', '.join(unknown)}")
+        self.policy = tuple(policy)
+        self.generator = generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.policy:
+            x = TRANSFORMS[name](x, self.generator)
+        if self.policy:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x

@@ -1,0 +1,109 @@
+"""The training options beyond the seed (loss, spectral norm, architecture, DiffAugment, R1,
+separate learning rates) inside real training runs: resumable to the bit, stored, sampled."""
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.presets import PRESETS
+from model.train import train
+from tests.helpers import assert_same_weights, tiny_config
+
+OPTIONS = {
+    "hinge+sn": {"loss": "hinge", "spectral_norm": True},
+    "wgan-gp": {"loss": "wgan-gp", "g_every": 5},
+    "resnet": {"arch": "resnet"},
+    "diffaugment": {"diffaugment": "color,translation,cutout"},
+    "r1": {"r1_gamma": 1.0},
+    "ttur": {"lr_d": 4e-4, "lr_g": 1e-4},
+    "fast preset": {k: v for k, v in PRESETS["fast"].values.items() if k not in ("ngf", "ndf", "batch_size")},
+}
+
+
+def checkpoint(run_dir, epoch):
+    return load_checkpoint(run_dir / "checkpoints" / f"epoch-{epoch:04d}.pt")
+
+
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_every_option_resumes_bit_exactly_mid_epoch(image_folder, tmp_path, options):
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) > 9  # stops inside epoch 2
+
+    cfg = tiny_config(epochs=3, **options)
+    assert train(cfg, tmp_path / "resumed", should_stop=stop, data_dir=image_folder).stopped
+    train(None, tmp_path / "resumed")
+    train(cfg, tmp_path / "straight", data_dir=image_folder)
+    for key in ("generator", "discriminator", "generator_ema"):
+        assert_same_weights(checkpoint(tmp_path / "straight", 3)[key], checkpoint(tmp_path / "resumed", 3)[key])
+    # still a plain dict of tensors
+    state = torch.load(tmp_path / "straight" / "checkpoints" / "epoch-0003.pt", weights_only=True)
+    assert state["config"]["loss"] == cfg.loss
+
+
+def test_separate_learning_rates_reach_the_optimizers(image_folder, tmp_path):
+    train(tiny_config(epochs=1, lr_d=4e-4, lr_g=1e-4), tmp_path / "run", data_dir=image_folder)
+    state = checkpoint(tmp_path / "run", 1)
+    assert state["optimizer_d"]["param_groups"][0]["lr"] == 4e-4
+    assert state["optimizer_g"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_the_loss_option_changes_what_is_trained(image_folder, tmp_path):
+    for loss in ("bce", "hinge"):
+        train(tiny_config(epochs=1, loss=loss), tmp_path / loss, data_dir=image_folder)
+    a, b = checkpoint(tmp_path / "bce", 1)["generator"], checkpoint(tmp_path / "hinge", 1)["generator"]
+    assert not torch.equal(a["main.0.weight"], b["main.0.weight"])
+
+
+def test_d_sees_augmented_real_and_fake_batches_alike(image_folder, tmp_path):
+    """With cutout on, every batch D is shown (real in D's step, fake in D's and G's) has a
+    zeroed square in each image (at least 24x24, where it overhangs a corner); without, real
+    images have no zero pixel and fakes only a few stray ones."""
+    from model.data import load_dataset
+    from model.rundir import RunDir
+    from model.train import Trainer
+
+    def seen(diffaugment):
+        cfg = tiny_config(diffaugment=diffaugment)
+        trainer = Trainer(cfg, RunDir(tmp_path / (diffaugment or "none")), load_dataset(image_folder, 96),
+                          torch.device("cpu"))
+        inputs = []
+        trainer.d.register_forward_pre_hook(lambda mod, args: inputs.append(args[0].detach().clone()))
+        trainer.d_step(trainer.batches.get(torch.arange(16)))
+        trainer.g_step()
+        assert len(inputs) == 3  # real, fake (D step), fake (G step)
+        return inputs
+
+    for batch in seen("cutout"):
+        assert ((batch == 0).all(1).flatten(1).sum(1) >= 24 * 24).all()
+    real, *fakes = seen("")
+    assert (real == 0).all(1).sum() == 0
+    for batch in fakes:
+        assert ((batch == 0).all(1).flatten(1).sum(1) < 24 * 24).all()
+
+
+def test_networks_from_checkpoint_build_the_runs_architecture(image_folder, tmp_path):
+    from model.networks import ResNetGenerator
+    from model.sampling import best_of, networks_from_checkpoint
+
+    train(tiny_config(epochs=1, arch="resnet", spectral_norm=True, loss="hinge"), tmp_path / "run",
+          data_dir=image_folder)
+    state = checkpoint(tmp_path / "run", 1)
+    g, d = networks_from_checkpoint(state, with_discriminator=True)
+    assert isinstance(g, ResNetGenerator)
+    key = "main.0.parametrizations.weight.original"
+    assert torch.equal(d.state_dict()[key], state["discriminator"][key])
+    assert best_of(g, d, seed=1, n=2, candidates=8).shape == (2, 3, 96, 96)
+
+
+def test_a_checkpoint_from_before_the_options_still_samples(image_folder, tmp_path):
+    from model.sampling import networks_from_checkpoint
+
+    train(tiny_config(epochs=1), tmp_path / "run", data_dir=image_folder)
+    state = checkpoint(tmp_path / "run", 1)
+    for k in ("loss", "spectral_norm", "arch", "diffaugment", "r1_gamma", "lr_d", "lr_g"):
+        del state["config"][k]
+    g, d = networks_from_checkpoint(state, with_discriminator=True)
+    assert torch.equal(g.state_dict()["main.0.weight"], state["generator_ema"]["main.0.weight"])
+    assert torch.equal(d.state_dict()["main.0.weight"], state["discriminator"]["main.0.weight"])
