@@ -191,10 +191,17 @@ def test_flags_override_the_environment_and_python_m_client_works(url, done_job)
     assert result.stdout.startswith("unpinned; serving ")
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A suite started in the background (`make test &`, nohup) passes SIGINT on as *ignored*, and
+    # Python then never raises KeyboardInterrupt; a person's Ctrl-C reaches a default handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_waiting_stops_waiting_not_the_job(url):
     proc = subprocess.Popen(command() + ["train", *TINY_FLAGS, "--epochs", "500", "--snapshot-epochs", "500",
                                             "--wait", "--poll", "0.2"],
-                            env=env_for(url, TOKEN), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env_for(url, TOKEN), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     job_id = proc.stdout.readline().strip()
     c = client(url)
     try:
