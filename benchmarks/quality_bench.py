@@ -65,7 +65,6 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
 
     from model.data import load_dataset
     from model.imageio import encode_png, grid_rgb
-    from model.presets import resolve
     from model.rundir import RunDir
     from model.runtime import tune_host_allocator
     from model.sampling import run_generator, sample_noise
@@ -73,9 +72,8 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     from model.train import Trainer
 
     tune_host_allocator()
-    overrides = dict(overrides)
-    preset = overrides.pop("preset", None)
-    cfg = resolve(preset, {"epochs": 100_000, "swd_images": 0, **overrides})
+    cfg = resolved_config(overrides)
+    check_same_config(out, cfg.to_dict())
     dataset = load_dataset(data_dir, cfg.image_size, cache_dir)
     device = torch.device("cpu")
     out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +99,9 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     state_path = out / "state.pt"
     if state_path.exists():  # an interrupted run goes on where its last save left it, to the bit
         saved = torch.load(state_path, weights_only=True)
+        if saved["trainer"]["config"] != cfg.to_dict():
+            raise SystemExit(f"{state_path} was written by another config than {out.name!r} is now; "
+                             f"delete {out} or use another --work")
         trainer.restore(saved["trainer"])
         spent, wall_before = float(saved["cpu_s"]), float(saved["wall_s"])
         rows = json.loads((out / "result.json").read_text())["rows"] if (out / "result.json").exists() else []
@@ -155,6 +156,25 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
         else:
             trainer.batch = 0
     save(epoch_rng)
+
+
+def resolved_config(overrides: dict):
+    """The TrainConfig a config's JSON stands for (its preset applied); epochs never end a run."""
+    from model.presets import resolve
+
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    return resolve(preset, {"epochs": 100_000, "swd_images": 0, **overrides})
+
+
+def check_same_config(out: Path, config: dict) -> None:
+    """A work folder's run of a name is resumed or reused only for the config that made it: a
+    preset that changed since, or a name given to another JSON, must not continue someone else's
+    training or report its figures."""
+    path = out / "result.json"
+    if path.exists() and json.loads(path.read_text()).get("config") != config:
+        raise SystemExit(f"{out} holds a run of another config than {out.name!r} is now; "
+                         f"delete that folder or use another --work")
 
 
 # -- the parent: data, processes, tables, pictures -----------------------------------------------
@@ -328,6 +348,7 @@ def main() -> None:
     def launch(job: tuple[str, str]) -> None:
         ds, name = job
         out = work / ds / name
+        check_same_config(out, resolved_config(configs[name]).to_dict())
         if (out / "result.json").exists():
             rows = json.loads((out / "result.json").read_text())["rows"]
             if rows and rows[-1]["minutes"] >= args.budget:
@@ -346,6 +367,7 @@ def main() -> None:
         results = {}
         for name in configs:
             path = work / ds / name / "result.json"
+            check_same_config(path.parent, resolved_config(configs[name]).to_dict())
             results[name] = json.loads(path.read_text())["rows"] if path.exists() else []
         report.append(print_tables(ds, results, args.budget, marks))
         if args.pictures:
