@@ -64,6 +64,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     import numpy as np
 
     from model.data import load_dataset
+    from model.fsutil import atomic_write_bytes
     from model.imageio import encode_png, grid_rgb
     from model.rundir import RunDir
     from model.runtime import tune_host_allocator
@@ -109,7 +110,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
         # so it may read a hair above the saved CPU time).
         rows = [r for r in rows if r["minutes"] * 60 <= spent]
         points = [m for m in points if m * 60 > spent]
-        print(f"  {out.name}: resumed at {spent / 60:.2f} CPU-min, step {trainer.step}", flush=True)
+        print(f"  {out.parent.name}/{out.name}: resumed at {spent / 60:.2f} CPU-min, step {trainer.step}", flush=True)
     wall0 = time.perf_counter()
     B, spe = cfg.batch_size, trainer.steps_per_epoch
     next_save = spent + SAVE_EVERY_S
@@ -144,9 +145,10 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
                              "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
                 if minute in grids:
                     png = encode_png(grid_rgb(sample(grid_noise), nrow=GRID_SIDE))
-                    (out / f"grid-{minute:g}min.png").write_bytes(png)
-                (out / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1))
-                print(f"  {out.name}: {minute:g} CPU-min, SWD {res['swd']:.1f}, step {trainer.step}",
+                    atomic_write_bytes(out / f"grid-{minute:g}min.png", png)
+                atomic_write_bytes(out / "result.json",
+                                   json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1).encode())
+                print(f"  {out.parent.name}/{out.name}: {minute:g} CPU-min, SWD {res['swd']:.1f}, step {trainer.step}",
                       flush=True)
                 if not points:
                     break
@@ -199,6 +201,7 @@ def swd_at(rows: list[dict], minute: float) -> float | None:
 
 
 def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, marks: list[float]) -> str:
+    results = {name: rows for name, rows in results.items() if rows}  # not run on this set
     lines = [f"\n== {dataset}: SWD x10^3 of the EMA generator (lower is better) at CPU minutes =="]
     minutes = [m for m in CHECKPOINTS if m < budget] + [budget]
     shown = minutes
