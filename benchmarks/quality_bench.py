@@ -22,7 +22,9 @@ Each config's process measures SWD (model/swd.py: 512 real vs 512 generated imag
 real sample and the same noise for every config) at fixed CPU times, and saves a 6x6 grid of the
 same 36 noise vectors at each --grid-minutes. The parent prints, per image set: SWD at every
 checkpoint minute, the minutes each config needs to reach thresholds (1.5x, 1x and 2/3 of what
-`demo` reaches at the full budget), and writes a side-by-side picture of the grids.
+`demo` reaches at the full budget), fast/demo at the budget (and fast-X/demo-X for replicate pairs
+named alike, e.g. --config 'demo-s1={..., "seed": 1}' --config 'fast-s1={..., "seed": 1}'), and
+writes a side-by-side picture of the grids.
 """
 from __future__ import annotations
 
@@ -225,14 +227,19 @@ def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, ma
                 m = minutes_to(rows, t)
                 cells.append(f"{m:g}" if m is not None else f">{budget:g}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        fast = swd_at(results.get("fast", []), budget)
-        if fast is not None:
-            lines.append(f"\nfast / demo at {budget:g} CPU-min: {fast:.1f} / {ref:.1f} = {fast / ref:.2f} "
-                         f"({'meets' if fast <= ref * 2 / 3 else 'misses'} the <= 2/3 target)")
+    # fast against demo, and each replicate pair named alike (fast-s1 against demo-s1, ...)
+    for name in (n for n in results if n.startswith("fast")):
+        sfx = name[len("fast"):]
+        d_name = "demo" + sfx
+        f_end, d_end = swd_at(results[name], budget), swd_at(results.get(d_name, []), budget)
+        if f_end is None or d_end is None:
+            continue
+        lines.append(f"\n{name} / {d_name} at {budget:g} CPU-min: {f_end:.1f} / {d_end:.1f} = "
+                     f"{f_end / d_end:.2f} ({'meets' if f_end <= d_end * 2 / 3 else 'misses'} the <= 2/3 target)")
         for m in marks:
-            f_m, d_m = swd_at(results.get("fast", []), m), swd_at(results.get("demo", []), m)
+            f_m, d_m = swd_at(results[name], m), swd_at(results[d_name], m)
             if f_m is not None and d_m is not None and m != budget:
-                lines.append(f"fast / demo at {m:g} CPU-min: {f_m:.1f} / {d_m:.1f} = {f_m / d_m:.2f}")
+                lines.append(f"{name} / {d_name} at {m:g} CPU-min: {f_m:.1f} / {d_m:.1f} = {f_m / d_m:.2f}")
     text = "\n".join(lines)
     print(text, flush=True)
     return text
