@@ -56,6 +56,30 @@ def test_color_changes_brightness_saturation_and_contrast_per_image():
     assert means.std() > 0.05  # brightness differs from image to image
 
 
+def test_color_is_the_papers_three_steps_in_order():
+    """The fused multiply-add equals brightness, then saturation, then contrast, each about the
+    means of the image as it is at that step, with the same per-image draws."""
+    x = images()
+    gen = rng(3)
+    u = [torch.rand(x.shape[0], 1, 1, 1, generator=gen) for _ in range(3)]
+    ref = x + (u[0] - 0.5)
+    mean = ref.mean(dim=1, keepdim=True)
+    ref = (ref - mean) * (u[1] * 2) + mean
+    mean = ref.mean(dim=(1, 2, 3), keepdim=True)
+    ref = (ref - mean) * (u[2] + 0.5) + mean
+    torch.testing.assert_close(color(x, rng(3)), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_translation_passes_gradients_back_to_the_pixels_it_moved():
+    x = images(4).requires_grad_(True)
+    out = translation(x, rng(2))
+    weight = torch.rand_like(out)
+    (out * weight).sum().backward()
+    # d out / d x routes each output pixel's weight to its source pixel: sum(grad * x) = sum(weight * out)
+    torch.testing.assert_close((x.grad * x).sum(), (weight * out).sum(), atol=1e-3, rtol=1e-5)
+    assert (x.grad == 0).any()  # pixels shifted out of the image get nothing
+
+
 @pytest.mark.parametrize("policy", [("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")])
 def test_augmentations_are_differentiable_so_g_learns_through_them(policy):
     x = images(4).requires_grad_(True)
