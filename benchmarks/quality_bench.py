@@ -271,7 +271,9 @@ def side_by_side(dataset: str, data_dir: Path, work: Path, names: list[str], mar
         if any(im is not None for _, im in cells):
             rows.append(cells)
     if latest:
-        rows.append(grids_from_states(work, dataset, names))
+        cells = grids_from_states(work, dataset, names, done_at=max(marks, default=0))
+        if any(im is not None for _, im in cells):
+            rows.append(cells)
     canvas = Image.new("RGB", ((len(names) + 1) * (tile + 8), max(1, len(rows)) * (tile + label_h)), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=16)
@@ -289,8 +291,11 @@ def side_by_side(dataset: str, data_dir: Path, work: Path, names: list[str], mar
     print(f"wrote {dest}", flush=True)
 
 
-def grids_from_states(work: Path, dataset: str, names: list[str]) -> list[tuple[str, Any]]:
-    """Each run's grid at its last saved state (for a picture of runs still in progress)."""
+def grids_from_states(work: Path, dataset: str, names: list[str], done_at: float = float("inf")
+                      ) -> list[tuple[str, Any]]:
+    """Each run's grid at its last saved state (for a picture of runs still in progress); a run
+    without one, or saved at `done_at` CPU minutes or later (its grid is in a mark's row), gets
+    an empty cell, so the columns stay those of `names`."""
     import torch
     from PIL import Image
 
@@ -300,9 +305,10 @@ def grids_from_states(work: Path, dataset: str, names: list[str]) -> list[tuple[
     out = []
     for name in names:
         path = work / dataset / name / "state.pt"
-        if not path.exists():
+        saved = torch.load(path, weights_only=True) if path.exists() else None
+        if saved is None or saved["cpu_s"] >= done_at * 60:
+            out.append((name, None))
             continue
-        saved = torch.load(path, weights_only=True)
         g, _ = networks_from_checkpoint(saved["trainer"])
         images = run_generator(g, sample_noise(7, range(GRID_SIDE * GRID_SIDE), g.nz))
         label = f"{name}, {saved['cpu_s'] / 60:.1f} CPU-min"

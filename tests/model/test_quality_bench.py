@@ -37,3 +37,17 @@ def test_a_run_resumes_with_its_config_and_refuses_another(image_folder: Path, t
     rows = json.loads((out / "result.json").read_text())["rows"]
     assert [r["minutes"] for r in rows] == [0.005, 0.01]
     assert rows[1]["step"] > rows[0]["step"]
+
+
+def test_the_latest_state_row_keeps_its_columns_and_leaves_out_finished_runs(image_folder: Path,
+                                                                              tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.quality_bench import grids_from_states
+
+    out = tmp_path / "synthetic" / "mine"
+    assert run_one(image_folder, TINY, out, 0.005).returncode == 0
+    in_progress = grids_from_states(tmp_path, "synthetic", ["absent", "mine"], done_at=1.0)
+    assert [label for label, _ in in_progress][0] == "absent" and in_progress[0][1] is None
+    assert in_progress[1][0].startswith("mine, ") and in_progress[1][1].size == (6 * 96 + 14,) * 2
+    # Saved at the last mark: its grid is that mark's, not drawn twice.
+    assert [im for _, im in grids_from_states(tmp_path, "synthetic", ["absent", "mine"], done_at=0.005)] == [None, None]
