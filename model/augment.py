@@ -36,7 +36,7 @@ def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     c = _uniform(x, gen, 0.5, 1.5)   # contrast
     # The three steps, (((x + b) - m) * s + m - M) * c + M with m the brightened pixel's channel
     # mean and M the image mean, folded into one multiply-add: the per-pixel part of m - M does
-    # not depend on b, and M = mean(x) + b. Ten times faster on the CPU than three passes.
+    # not depend on b, and M = mean(x) + b. Several times faster on the CPU than three passes.
     pixel_mean = x.mean(dim=1, keepdim=True)
     image_mean = pixel_mean.mean(dim=(2, 3), keepdim=True)
     cs = c * s
@@ -85,10 +85,9 @@ class DiffAugment:
         self.generator = generator
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.policy:  # the transforms are about twice as fast on NCHW as on channels_last
-            x = x.contiguous()
+        if not self.policy:
+            return x
+        x = x.contiguous()  # the transforms are about twice as fast on NCHW as on channels_last
         for name in self.policy:
             x = TRANSFORMS[name](x, self.generator)
-        if self.policy:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return x.contiguous(memory_format=torch.channels_last)  # what the networks run fastest on
