@@ -5,7 +5,8 @@ same data and machine, in one run.
     python benchmarks/quality_bench.py --datasets synthetic --budget 5 --configs demo,fast
     python benchmarks/quality_bench.py --config 'mine={"loss": "hinge", "g_every": 1}'
 
-Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget):
+Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget; a config with
+`lr_decay_from` < 1 decays over the budget, its progress being the CPU time spent / the budget):
   seed      the seed's defaults exactly (ngf/ndf 64, batch 256, BCE, G on every 5th batch)
   seed-g1   the same with G on every batch (g_every 1)
   demo      the demo job's settings before the fast preset: g_every 1, batch 32, ngf/ndf 32
@@ -115,6 +116,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
         print(f"  {out.parent.name}/{out.name}: resumed at {spent / 60:.2f} CPU-min, step {trainer.step}", flush=True)
     wall0 = time.perf_counter()
     B, spe = cfg.batch_size, trainer.steps_per_epoch
+    decay = cfg.lr_decay_from < 1.0
     next_save = spent + SAVE_EVERY_S
 
     def save(epoch_rng: torch.Tensor) -> None:
@@ -128,6 +130,8 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
         perm = torch.randperm(len(dataset), generator=trainer.data_rng)
         for i in range(trainer.batch, spe):
             t0 = time.process_time()
+            if decay:  # the budget is the job's length here: progress is the CPU time spent
+                trainer.set_progress(spent / (budget_min * 60))
             if i % cfg.d_every == 0:
                 d_stats.append(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
             if i % cfg.g_every == 0:

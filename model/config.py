@@ -74,6 +74,10 @@ class TrainConfig:
     # Separate learning rates (TTUR, Heusel et al. 2017); 0 = use `lr`, as the seed does.
     lr_d: float = _field(0.0, "Adam learning rate of D (0 = lr)", ge=0, le=1.0)
     lr_g: float = _field(0.0, "Adam learning rate of G (0 = lr)", ge=0, le=1.0)
+    # Learning-rate decay: both rates stay constant until this fraction of the job's steps, then
+    # fall linearly to 0 at its last step (as pix2pix/CycleGAN decay theirs); 1 = constant, the seed.
+    lr_decay_from: float = _field(1.0, "fraction of the job after which both learning rates fall "
+                                  "linearly to 0 at its end (1 = never)", ge=0, le=1.0)
     # Adam beta1 (momentum), both networks; DCGAN's 0.5 instead of Adam's 0.9.
     beta1: float = _field(0.5, "Adam beta1", ge=0, le=0.9999)
     # Adam beta2, both networks.
@@ -168,6 +172,14 @@ class TrainConfig:
     @property
     def g_lr(self) -> float:
         return self.lr_g or self.lr
+
+    def lr_scale(self, progress: float) -> float:
+        """Factor on both learning rates once `progress` (steps done / the job's steps) of the job
+        is done: 1 until `lr_decay_from`, then linear to 0 at progress 1 (and 0 beyond)."""
+        start = self.lr_decay_from
+        if progress <= start or start >= 1.0:
+            return 1.0
+        return max(0.0, (1.0 - progress) / (1.0 - start))
 
     @property
     def d_batchnorm(self) -> bool:

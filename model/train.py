@@ -168,6 +168,13 @@ class Trainer:
             log.warning("the data folder changed since the checkpoint was written")
 
     # -- steps --------------------------------------------------------------------------------
+    def set_progress(self, progress: float) -> None:
+        """Sets both learning rates for a job `progress` (0..1) of the way through its steps."""
+        scale = self.cfg.lr_scale(progress)
+        for opt, lr in ((self.opt_g, self.cfg.g_lr), (self.opt_d, self.cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def _noise(self) -> torch.Tensor:
         return torch.randn(self.cfg.batch_size, self.cfg.nz, 1, 1, device=self.device,
                            generator=self.noise_rng)
@@ -324,6 +331,7 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
     last_path = ref.path if ref else None
     B, spe = cfg.batch_size, trainer.steps_per_epoch
     total_steps = cfg.epochs * spe
+    decay = cfg.lr_decay_from < 1.0
     meter = Meter(dev, trainer.step, B)
 
     def report(means: dict[str, Any], **fields: Any) -> None:
@@ -343,6 +351,8 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
                 if stop():
                     stopped = True
                     break
+                if decay:
+                    trainer.set_progress(trainer.step / total_steps)
                 if i % cfg.d_every == 0:
                     meter.add_d(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
                 if i % cfg.g_every == 0:

@@ -15,6 +15,7 @@ OPTIONS = {
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "r1": {"r1_gamma": 1.0},
     "ttur": {"lr_d": 4e-4, "lr_g": 1e-4},
+    "lr decay": {"lr_decay_from": 0.25},
     "fast preset": {k: v for k, v in PRESETS["fast"].values.items() if k not in ("ngf", "ndf", "batch_size")},
 }
 
@@ -47,6 +48,25 @@ def test_separate_learning_rates_reach_the_optimizers(image_folder, tmp_path):
     state = checkpoint(tmp_path / "run", 1)
     assert state["optimizer_d"]["param_groups"][0]["lr"] == 4e-4
     assert state["optimizer_g"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_lr_decay_is_linear_to_zero_after_its_start():
+    cfg = tiny_config(lr_decay_from=0.5)
+    assert [cfg.lr_scale(p) for p in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)] == [1, 1, 1, 0.5, 0, 0]
+    assert tiny_config(lr_decay_from=0.0).lr_scale(0.25) == 0.75
+    assert tiny_config().lr_scale(0.99) == 1.0  # the seed's constant rate
+
+
+def test_lr_decay_reaches_both_optimizers_at_the_jobs_steps(image_folder, tmp_path):
+    """2 epochs, decay from 0.5: the rates at the end of each epoch are those of the step before
+    it (set before each step), so epoch 1 ends at the full rate and epoch 2 near 0."""
+    cfg = tiny_config(epochs=2, lr_d=4e-4, lr_g=1e-4, lr_decay_from=0.5)
+    train(cfg, tmp_path / "run", data_dir=image_folder)
+    first, last = checkpoint(tmp_path / "run", 1), checkpoint(tmp_path / "run", 2)
+    spe = last["step"] // 2
+    assert first["optimizer_d"]["param_groups"][0]["lr"] == pytest.approx(4e-4 * cfg.lr_scale((spe - 1) / (2 * spe)))
+    assert last["optimizer_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * cfg.lr_scale((2 * spe - 1) / (2 * spe)))
+    assert 0 < last["optimizer_g"]["param_groups"][0]["lr"] < 1e-4 / 2
 
 
 def test_the_loss_option_changes_what_is_trained(image_folder, tmp_path):
