@@ -83,6 +83,14 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
         "examples": [{"dataset": "synthetic", "synthetic_images": 1024, "epochs": 10, "ngf": 32,
                       "ndf": 32, "batch_size": 64}]})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "amp" in data:
+            raise ValueError('amp was replaced by precision: "bf16" (what amp true did on CUDA), "fp32" '
+                             '(amp false) or "auto" (bf16 on CUDA, fp32 on the CPU)')
+        return data
+
     @field_validator("data_dir")
     @classmethod
     def _plain_relative_path(cls, value: str) -> str:

@@ -69,6 +69,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     from model.data import load_dataset
     from model.fsutil import atomic_write_bytes
     from model.imageio import encode_png, grid_rgb
+    from model.plan import plan_for
     from model.rundir import RunDir
     from model.runtime import tune_host_allocator
     from model.sampling import run_generator, sample_noise
@@ -81,7 +82,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     dataset = load_dataset(data_dir, cfg.image_size, cache_dir)
     device = torch.device("cpu")
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, RunDir(out / "run"), dataset, device)
+    trainer = Trainer(cfg, RunDir(out / "run"), dataset, plan_for(cfg, device))
 
     pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:SWD_IMAGES]
     real = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
@@ -115,55 +116,53 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
         points = [m for m in points if m * 60 > spent]
         print(f"  {out.parent.name}/{out.name}: resumed at {spent / 60:.2f} CPU-min, step {trainer.step}", flush=True)
     wall0 = time.perf_counter()
-    B, spe = cfg.batch_size, trainer.steps_per_epoch
-    decay = cfg.lr_decay_from < 1.0
+    spe = trainer.steps_per_epoch
     next_save = spent + SAVE_EVERY_S
 
-    def save(epoch_rng: torch.Tensor) -> None:
-        torch.save({"trainer": trainer.state(epoch_rng), "cpu_s": spent,
+    def save() -> None:
+        torch.save({"trainer": trainer.state(), "cpu_s": spent,
                     "wall_s": wall_before + time.perf_counter() - wall0}, out / "state.tmp")
         os.replace(out / "state.tmp", state_path)
 
-    epoch_rng = trainer.data_rng.get_state()
-    while points:
-        epoch_rng = trainer.data_rng.get_state()
-        perm = torch.randperm(len(dataset), generator=trainer.data_rng)
-        for i in range(trainer.batch, spe):
-            t0 = time.process_time()
-            if decay:  # the budget is the job's length here: progress is the CPU time spent
-                trainer.set_progress(spent / (budget_min * 60))
-            if i % cfg.d_every == 0:
-                d_stats.append(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
-            if i % cfg.g_every == 0:
-                trainer.g_step()
-            trainer.batch, trainer.step = i + 1, trainer.step + 1
-            spent += time.process_time() - t0
-            if spent >= points[0] * 60:
-                minute = points.pop(0)
-                res = swd(real_desc, sample(noise), seed=0)
-                d = torch.stack(d_stats).mean(0).tolist() if d_stats else [None] * 3
-                d_stats = []
-                rows.append({"minutes": minute, "cpu_s": round(spent, 2), "step": trainer.step,
-                             "epoch": trainer.step / spe, "g_updates": trainer.g_updates,
-                             "images_seen": trainer.step * B, "swd": round(res["swd"], 3),
-                             "swd_levels": [round(v, 3) for v in res["swd_levels"]],
-                             "loss_d": d[0], "d_x": d[1], "d_g_z": d[2],
-                             "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
-                if minute in grids:
-                    png = encode_png(grid_rgb(sample(grid_noise), nrow=GRID_SIDE))
-                    atomic_write_bytes(out / f"grid-{minute:g}min.png", png)
-                atomic_write_bytes(out / "result.json",
-                                   json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1).encode())
-                print(f"  {out.parent.name}/{out.name}: {minute:g} CPU-min, SWD {res['swd']:.1f}, step {trainer.step}",
-                      flush=True)
-                if not points:
-                    break
-            if spent >= next_save:
-                save(epoch_rng)
-                next_save = spent + SAVE_EVERY_S
-        else:
-            trainer.batch = 0
-    save(epoch_rng)
+    def measure(minute: float) -> None:
+        nonlocal d_stats
+        res = swd(real_desc, sample(noise), seed=0)
+        d = torch.stack(d_stats).mean(0).tolist() if d_stats else [None] * 3
+        d_stats = []
+        rows.append({"minutes": minute, "cpu_s": round(spent, 2), "step": trainer.step,
+                     "epoch": trainer.step / spe, "g_updates": trainer.g_updates,
+                     "images_seen": trainer.step * cfg.batch_size, "swd": round(res["swd"], 3),
+                     "swd_levels": [round(v, 3) for v in res["swd_levels"]],
+                     "loss_d": d[0], "d_x": d[1], "d_g_z": d[2],
+                     "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
+        if minute in grids:
+            png = encode_png(grid_rgb(sample(grid_noise), nrow=GRID_SIDE))
+            atomic_write_bytes(out / f"grid-{minute:g}min.png", png)
+        atomic_write_bytes(out / "result.json",
+                           json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1).encode())
+        print(f"  {out.parent.name}/{out.name}: {minute:g} CPU-min, SWD {res['swd']:.1f}, step {trainer.step}",
+              flush=True)
+
+    # The budget counts the CPU time of training batches only: the clock restarts after the
+    # bookkeeping below, so SWD measurements, grids and saves are left out of it.
+    started = time.process_time()
+
+    def after_batch(d: torch.Tensor | None, _g: torch.Tensor | None) -> None:
+        nonlocal spent, started, next_save
+        spent += time.process_time() - started
+        if d is not None:
+            d_stats.append(d)
+        if spent >= points[0] * 60:
+            measure(points.pop(0))
+        if points and spent >= next_save:
+            save()
+            next_save = spent + SAVE_EVERY_S
+        started = time.process_time()
+
+    # The budget is the job's length here: with lr_decay_from < 1 the rates decay over the CPU
+    # time, not over `epochs` (which never ends a run).
+    trainer.run(lambda: not points, lr_progress=lambda: spent / (budget_min * 60), after_batch=after_batch)
+    save()
 
 
 def resolved_config(overrides: dict):

@@ -51,12 +51,17 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = TRANSLATIO
     tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device, generator=gen)
     # Output pixel (i, j) of image k is input pixel (i - ty, j - tx), or zero outside the image:
     # a gather from the zero-padded image (its backward, a scatter-add, is several times faster
-    # than that of advanced indexing on the CPU).
+    # than that of advanced indexing on the CPU), along the pixels of whichever layout x has.
     padded = F.pad(x, (sx, sx, sy, sy))
     width = w + 2 * sx
     ys = torch.arange(h, device=x.device)[None, :, None] + (sy - ty)     # n, h, 1
     xs = torch.arange(w, device=x.device)[None, None, :] + (sx - tx)     # n, 1, w
-    index = (ys * width + xs).view(n, 1, h * w).expand(n, c, h * w)
+    pixels = (ys * width + xs).view(n, h * w)
+    if is_channels_last(padded):  # gather whole pixels of the NHWC storage, no layout copy
+        nhwc = padded.permute(0, 2, 3, 1).reshape(n, -1, c)
+        out = nhwc.gather(1, pixels[:, :, None].expand(n, h * w, c))
+        return out.view(n, h, w, c).permute(0, 3, 1, 2)
+    index = pixels[:, None, :].expand(n, c, h * w)
     return padded.reshape(n, c, -1).gather(2, index).view(n, c, h, w)
 
 
@@ -74,20 +79,31 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = CUTOUT_RATIO) -
 TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-class DiffAugment:
-    """The policy's transforms, applied in order; an empty policy returns images unchanged."""
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether `x` is stored NHWC (and not also plain NCHW, as a 1-channel or 1x1 image is)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
-    def __init__(self, policy: Sequence[str], generator: torch.Generator) -> None:
+
+class DiffAugment:
+    """The policy's transforms, applied in order; an empty policy returns images unchanged.
+    Images come back in the layout they came in. `nchw`: run the transforms on an NCHW copy
+    (about twice as fast on the CPU as on channels_last); otherwise they work on the layout
+    they are given, with no copies (on a GPU the copies would cost more than they save)."""
+
+    def __init__(self, policy: Sequence[str], generator: torch.Generator, nchw: bool = True) -> None:
         unknown = [p for p in policy if p not in TRANSFORMS]
         if unknown:
             raise ValueError(f"unknown augmentation(s): {', '.join(unknown)}")
         self.policy = tuple(policy)
         self.generator = generator
+        self.nchw = nchw
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.policy:
             return x
-        x = x.contiguous()  # the transforms are about twice as fast on NCHW as on channels_last
+        layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        if self.nchw:
+            x = x.contiguous()
         for name in self.policy:
             x = TRANSFORMS[name](x, self.generator)
-        return x.contiguous(memory_format=torch.channels_last)  # what the networks run fastest on
+        return x.contiguous(memory_format=layout)

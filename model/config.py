@@ -21,6 +21,8 @@ class ConfigError(ValueError):
 # (model/augment.py), in the order the augmentations are applied.
 LOSSES = ("bce", "hinge", "wgan-gp")
 ARCHS = ("seed", "resnet")
+# Arithmetic of the training step (model/plan.py): auto = bf16 autocast on CUDA, fp32 on the CPU.
+PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTATIONS = ("color", "translation", "cutout")
 
 
@@ -116,9 +118,11 @@ class TrainConfig:
     log_every: int = _field(50, "batches between metrics lines", ge=1, le=100_000)
     # Images per side (real and generated) in the sliced Wasserstein distance at snapshot epochs; 0 = off.
     swd_images: int = _field(512, "images per side for the SWD quality metric (0 = off)", ge=0, le=16384)
-    # Use bfloat16 autocast on CUDA (ignored on CPU, where it is slower).
-    amp: bool = _field(True, "bf16 autocast on CUDA")
-    # torch.compile the two networks on CUDA.
+    # The training step's arithmetic: bf16 autocast (weights and optimiser stay fp32) or plain
+    # fp32; auto is bf16 on CUDA and fp32 on the CPU, where bf16 is slower. Sampling is fp32.
+    precision: str = _field("auto", "training arithmetic: bf16 autocast or fp32 (auto: bf16 on CUDA, "
+                            "fp32 on the CPU)", choices=PRECISIONS)
+    # torch.compile the two networks on CUDA (they then run in NCHW: see model/plan.py).
     compile: bool = _field(False, "torch.compile the networks on CUDA")
     # Ask PyTorch for deterministic kernels (bit-exact reruns on CUDA, somewhat slower).
     deterministic: bool = _field(False, "deterministic kernels")
@@ -204,6 +208,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Also reads configs stored before a field existed: a missing field takes its default,
         which is always the seed's behaviour."""
+        data = _upgrade(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -220,6 +225,17 @@ class TrainConfig:
         if self.epochs < stored.epochs:
             diffs.append("epochs")
         return diffs
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config in today's fields: `amp` (true: bf16 on CUDA, false: fp32) became
+    `precision`."""
+    if "amp" not in data:
+        return data
+    data = dict(data)
+    amp = data.pop("amp")
+    data.setdefault("precision", "auto" if amp is True else "fp32" if amp is False else amp)
+    return data
 
 
 def _kind(f: dataclasses.Field) -> type:

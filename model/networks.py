@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from model.config import TrainConfig
@@ -193,6 +194,13 @@ def add_spectral_norm(net: nn.Module, seed: int) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             _spectral_norm(m)
     return net
+
+
+def is_spectral_norm(module: nn.Module) -> bool:
+    """Whether `module` is the parametrization add_spectral_norm puts on a weight. In training
+    mode each evaluation of the weight runs one power iteration; in eval mode it uses the
+    stored estimate. The trainer runs it once per D step (model/train.py)."""
+    return isinstance(module, _SpectralNorm)
 
 
 def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",

@@ -77,9 +77,9 @@ class Meter:
     def take(self, window: int, step: int) -> tuple[dict[str, float | None], float]:
         """Means and images/s of `window` up to `step`, and the seconds it covered; then start
         that window afresh."""
+        sums = self._sums[window].tolist()  # waits for the device's queued work: time it after
         now = time.perf_counter()
         seconds = now - self._start[window]
-        sums = self._sums[window].tolist()
         nd, ng = self._counts[window]
         images = (step - self._first_step[window]) * self.batch_size
         out = {"loss_d": _finite(sums[0] / nd) if nd else None,

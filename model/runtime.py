@@ -13,14 +13,26 @@ from model.config import ConfigError
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
+    """The device a process computes on, always with its index on CUDA (`cuda:0`, never a bare
+    `cuda`): tensors report an indexed device, so anything compared with or derived from this
+    names the same device the tensors do."""
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
         raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda")
-    return dev
+    if not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    if not 0 <= index < torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device("cuda", index)
 
 
 _ALLOCATOR_TUNED = False

@@ -16,15 +16,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 from model import checkpoint as ckpt
 from model import losses, tensorboard
 from model.augment import DiffAugment
+from model.batches import Batches
 from model.config import ConfigError, TrainConfig
 from model.data import DataError, DecodeStopped, ImageDataset, load_dataset
 from model.fsutil import atomic_write_bytes
 from model.imageio import encode_png, grid_rgb
-from model.networks import networks_for
+from model.networks import is_spectral_norm, networks_for
+from model.plan import StepPlan, plan_for
 from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
 from model.rundir import RunDir
 from model.runtime import resolve_device, set_determinism, tune_host_allocator
@@ -34,8 +37,6 @@ from model.swd import pyramid_descriptors, swd
 log = logging.getLogger(__name__)
 
 KEEP_LAST_CHECKPOINTS = 3
-# Fraction of free GPU memory the uint8 dataset may take before we stream batches from the host.
-GPU_DATASET_SHARE = 0.5
 
 StopFn = Callable[[], bool]
 
@@ -72,77 +73,58 @@ def prepare_run(cfg: TrainConfig | None, run_dir: Path, data_dir: Path | str | N
     return cfg, Path(data_dir or stored_data).resolve(), cfg.epochs != stored_cfg.epochs
 
 
-class _Batches:
-    """The dataset where the step needs it: all of it on the GPU when it fits (an on-device
-    gather per batch, no host work at all), otherwise a host gather from the memory map."""
-
-    def __init__(self, images: np.ndarray, device: torch.device) -> None:
-        self.n = images.shape[0]
-        self.device = device
-        host = torch.from_numpy(images)
-        self.store = host
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if host.numel() < free * GPU_DATASET_SHARE:
-                self.store = torch.empty(host.shape, dtype=torch.uint8, device=device)
-                for s in range(0, self.n, 4096):  # chunked: never a second full host copy
-                    self.store[s:s + 4096].copy_(host[s:s + 4096])
-
-    def get(self, idx: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> float in [-1, 1] on the training device (the seed's Normalize(0.5, 0.5))."""
-        if self.store.device == self.device:
-            x = self.store.index_select(0, idx.to(self.store.device))
-        else:
-            x = self.store.index_select(0, idx.cpu()).to(self.device, non_blocking=True)
-        x = x.float().mul_(1 / 127.5).sub_(1.0)
-        return x.contiguous(memory_format=torch.channels_last)
-
-
 class Trainer:
-    """State and steps of one training run; `train()` below is the public way in."""
+    """State and steps of one training run, and the loop over its batches (`run`), which
+    `train()` below and benchmarks/quality_bench.py both drive."""
 
-    def __init__(self, cfg: TrainConfig, run: RunDir, dataset: ImageDataset, device: torch.device) -> None:
-        self.cfg, self.run, self.dataset, self.device = cfg, run, dataset, device
-        self.batches = _Batches(dataset.images, device)
+    def __init__(self, cfg: TrainConfig, run: RunDir, dataset: ImageDataset, plan: StepPlan) -> None:
+        self.cfg, self.rundir, self.dataset, self.plan = cfg, run, dataset, plan
+        self.device = device = plan.device
+        self.batches = Batches(dataset.images, device, plan.data_on_device, plan.channels_last)
         self.steps_per_epoch = len(dataset) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise DataError(f"{dataset.root} has {len(dataset)} usable images, fewer than one batch "
                             f"of {cfg.batch_size}; lower batch_size or add images")
-        cuda = device.type == "cuda"
-        self.amp = cuda and cfg.amp
         self.g, self.d = networks_for(cfg)
-        # channels_last: measured faster for these convs on CUDA and on the CPU (oneDNN) alike
-        self.g.to(device, memory_format=torch.channels_last)
-        self.d.to(device, memory_format=torch.channels_last)
+        layout = torch.channels_last if plan.channels_last else torch.contiguous_format
+        self.g.to(device, memory_format=layout)
+        self.d.to(device, memory_format=layout)
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+        # Spectral norm's power iteration runs once per D step (model/networks.py): its two D
+        # calls share one normalised weight, and G's step uses D's current estimate as it is.
+        self._power_iterations = [m for m in self.d.modules() if is_spectral_norm(m)]
         adam: dict[str, Any] = {"betas": (cfg.beta1, cfg.beta2)}
-        if cuda:
+        if plan.fused_adam:
             adam["fused"] = True
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.g_lr, **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.d_lr, **adam)
         self.g_step_fn, self.d_fwd = self.g, self.d
-        if cfg.compile and cuda:
-            self.g_step_fn = torch.compile(self.g)
+        if plan.compile_backend:
+            self.g_step_fn = torch.compile(self.g, backend=plan.compile_backend)
             # compiled graphs have no double backward, which the gradient penalties need
             if not (cfg.loss == "wgan-gp" or cfg.r1_gamma):
-                self.d_fwd = torch.compile(self.d)
+                self.d_fwd = torch.compile(self.d, backend=plan.compile_backend)
         # Random streams, each saved in checkpoints: data order on the CPU, noise on the device.
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         # DiffAugment draws from the noise stream: without it, that stream is the seed's.
-        self.augment = DiffAugment(cfg.augmentations, self.noise_rng) if cfg.augmentations else None
+        self.augment = (DiffAugment(cfg.augmentations, self.noise_rng, nchw=not plan.augment_channels_last)
+                        if cfg.augmentations else None)
         self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
+        self.epoch_rng = self.data_rng.get_state()  # data stream as the current epoch began
         self._swd_real: list[torch.Tensor] | None = None
 
     # -- checkpoints --------------------------------------------------------------------------
-    def state(self, epoch_rng: torch.Tensor) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
+        """Everything a resume needs, on the CPU: mid-epoch, the data stream as the epoch began
+        (its permutation is drawn again), at an epoch's end as the next one begins."""
         return ckpt.cpu_copy({
             "config": self.cfg.to_dict(),
             "epoch": self.epoch, "batch": self.batch, "step": self.step, "g_updates": self.g_updates,
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
-            "rng": {"data": epoch_rng, "noise": self.noise_rng.get_state(),
+            "rng": {"data": self.epoch_rng, "noise": self.noise_rng.get_state(),
                     "noise_device": self.device.type},
             "dataset": {"images": len(self.dataset), "fingerprint": self.dataset.fingerprint},
         })
@@ -158,6 +140,7 @@ class Trainer:
         self.g_updates = int(state["g_updates"])
         rng = state["rng"]
         self.data_rng.set_state(rng["data"])
+        self.epoch_rng = self.data_rng.get_state()
         if rng.get("noise_device") == self.device.type:
             self.noise_rng.set_state(rng["noise"].to("cpu"))
         else:  # resumed on another kind of device: continue with a stream derived from the step
@@ -180,7 +163,8 @@ class Trainer:
                            generator=self.noise_rng)
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+        return torch.autocast(self.plan.autocast_device, dtype=self.plan.autocast or torch.bfloat16,
+                              enabled=self.plan.autocast is not None)
 
     def _augmented(self, x: torch.Tensor) -> torch.Tensor:
         return self.augment(x) if self.augment is not None else x
@@ -189,7 +173,7 @@ class Trainer:
         """Real-only batch, then a fresh fake-only batch, detached; both through DiffAugment when
         it is on. `cfg.loss` on D's logits, plus the WGAN-GP and R1 penalties when asked for."""
         cfg = self.cfg
-        with self._autocast():
+        with self._autocast(), parametrize.cached():
             real = self._augmented(real)
             if cfg.r1_gamma:
                 real.requires_grad_(True)
@@ -211,25 +195,70 @@ class Trainer:
 
     def g_step(self) -> torch.Tensor:
         """Fresh noise, fake batch (through DiffAugment when on) scored by D with `cfg.loss`;
-        D's weights get no gradient (not needed)."""
+        D's weights get no gradient (not needed) and its power iteration does not run."""
         self.d.requires_grad_(False)
-        with self._autocast():
-            out = self.d_fwd(self._augmented(self.g_step_fn(self._noise())))
-            loss_g = losses.g_loss(self.cfg.loss, out.float())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        self.d.requires_grad_(True)
+        for m in self._power_iterations:
+            m.train(False)
+        try:
+            with self._autocast():
+                out = self.d_fwd(self._augmented(self.g_step_fn(self._noise())))
+                loss_g = losses.g_loss(self.cfg.loss, out.float())
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+        finally:
+            self.d.requires_grad_(True)
+            for m in self._power_iterations:
+                m.train(True)
         self.g_updates += 1
         if self.g_ema is not None:
             # The usual warm-up, so early snapshots are not dragged towards the random init.
             decay = min(self.cfg.ema_decay, self.g_updates / (self.g_updates + 9))
             with torch.no_grad():
-                ema_p, p = list(self.g_ema.parameters()), list(self.g.parameters())
-                torch._foreach_lerp_(ema_p, p, 1.0 - decay)
-                for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
-                    b_ema.copy_(b)
+                torch._foreach_lerp_(list(self.g_ema.parameters()), list(self.g.parameters()), 1.0 - decay)
+                torch._foreach_copy_(list(self.g_ema.buffers()), list(self.g.buffers()))
         return loss_g.detach()
+
+    def train_batch(self, order: torch.Tensor, i: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Batch i of the epoch whose permutation is `order`, on the seed's schedule: D when
+        i % d_every == 0, then G when i % g_every == 0. Returns (D's stats, G's loss), None for
+        a network not trained on this batch; the counters move on."""
+        B = self.cfg.batch_size
+        d_stats = self.d_step(self.batches.get(order[i * B:(i + 1) * B])) if i % self.cfg.d_every == 0 else None
+        g_loss = self.g_step() if i % self.cfg.g_every == 0 else None
+        self.batch, self.step = i + 1, self.step + 1
+        return d_stats, g_loss
+
+    def run(self, stop: StopFn, lr_progress: Callable[[], float] | None = None,
+            after_batch: Callable[[torch.Tensor | None, torch.Tensor | None], None] | None = None,
+            after_epoch: Callable[[], None] | None = None) -> bool:
+        """Train from where the trainer stands to the end of `cfg.epochs`. `stop()` is asked
+        before every batch; True ends the run there (returns True, the state as it is then is
+        what `state()` saves). With learning-rate decay on, `lr_progress()` (default: steps done
+        over the job's steps) sets both rates before every batch. `after_batch(d_stats, g_loss)`
+        follows every batch, `after_epoch()` every epoch's end (epoch counted, batch 0)."""
+        cfg, spe = self.cfg, self.steps_per_epoch
+        if cfg.lr_decay_from < 1.0:
+            total = cfg.epochs * spe
+            progress = lr_progress or (lambda: self.step / total)
+        else:
+            progress = None
+        while self.epoch < cfg.epochs:
+            self.epoch_rng = self.data_rng.get_state()
+            order = self.batches.order(torch.randperm(len(self.dataset), generator=self.data_rng))
+            for i in range(self.batch, spe):
+                if stop():
+                    return True
+                if progress is not None:
+                    self.set_progress(progress())
+                d_stats, g_loss = self.train_batch(order, i)
+                if after_batch is not None:
+                    after_batch(d_stats, g_loss)
+            self.epoch, self.batch = self.epoch + 1, 0
+            self.epoch_rng = self.data_rng.get_state()
+            if after_epoch is not None:
+                after_epoch()
+        return False
 
     # -- snapshots and quality ----------------------------------------------------------------
     def sample_net(self):
@@ -243,7 +272,7 @@ class Trainer:
         finally:
             self.g.train(was_training)
         png = encode_png(grid_rgb(images, nrow=self.cfg.grid_nrow))
-        atomic_write_bytes(self.run.snapshot_path(epoch), png)
+        atomic_write_bytes(self.rundir.snapshot_path(epoch), png)
 
     def quality(self) -> dict[str, Any]:
         """SWD between a fixed sample of real images and as many generated ones."""
@@ -279,6 +308,127 @@ def real_grid(dataset: ImageDataset, cfg: TrainConfig) -> np.ndarray:
     return grid_rgb(images, nrow=cfg.grid_nrow)
 
 
+def prepare_process(cfg: TrainConfig, plan: StepPlan) -> None:
+    """Process-wide settings for training with `cfg` on the plan's device."""
+    set_determinism(cfg.deterministic, plan.device)
+    if plan.tune_host_heap:
+        tune_host_allocator()
+
+
+def load_training_data(cfg: TrainConfig, data_dir: Path, cache_dir: Path | None, notify: ProgressFn,
+                       stop: StopFn) -> ImageDataset | None:
+    """The decoded dataset, with decoding progress reported; None if stop() asked to stop."""
+    notify(TrainProgress("data", 0, cfg.epochs))
+    try:
+        return load_dataset(data_dir, cfg.image_size, cache_dir, max_images=cfg.max_images,
+                            progress=lambda done, total: notify(
+                                TrainProgress("data", 0, cfg.epochs, decoded=done, files=total)),
+                            should_stop=stop)
+    except DecodeStopped:
+        notify(TrainProgress("stopped", 0, cfg.epochs))
+        return None
+
+
+def write_run_files(run: RunDir, cfg: TrainConfig, data_dir: Path, dataset: ImageDataset,
+                    write_config: bool) -> dict[str, Any]:
+    """config.json (first start, or grown epochs), data.json and reals.png; returns the data
+    summary. Called only once the data has loaded: a run folder is never created for data that
+    cannot be used."""
+    data_info = dataset.summary()
+    if write_config:
+        run.write_config(cfg, str(data_dir))
+    atomic_write_bytes(run.data_path, json.dumps(data_info, indent=1).encode())
+    if not run.reals_path.exists():
+        atomic_write_bytes(run.reals_path, encode_png(real_grid(dataset, cfg)))
+    return data_info
+
+
+def resume_latest(trainer: Trainer, notify: ProgressFn) -> Path | None:
+    """Restore the newest checkpoint that loads (damaged ones reported and skipped); metrics rows
+    past it are dropped. Returns its path, None for a fresh start."""
+    run, cfg = trainer.rundir, trainer.cfg
+    ckpt.clean_checkpoint_folder(run.checkpoints)
+    ref, state, problems = ckpt.load_latest(run.checkpoints)
+    for p in problems:
+        notify(TrainProgress("data", 0, cfg.epochs, warning=f"ignored damaged checkpoint {p}"))
+    if state is not None:
+        trainer.restore(state)
+    run.truncate_metrics(trainer.step)
+    return ref.path if ref else None
+
+
+class _Journal:
+    """What train() records as the loop runs: metrics rows and progress reports every
+    `log_every` batches; at each epoch's end the snapshot grid, SWD, checkpoint, metrics row and
+    TensorBoard; a mid-epoch checkpoint when stopped."""
+
+    def __init__(self, trainer: Trainer, notify: ProgressFn, last_checkpoint: Path | None) -> None:
+        self.trainer, self.notify, self.last_checkpoint = trainer, notify, last_checkpoint
+        cfg, run = trainer.cfg, trainer.rundir
+        self.fixed_noise = run.load_or_create_fixed_noise(
+            lambda: sample_noise(cfg.seed, range(cfg.grid_images), cfg.nz))
+        self.snapshot_epochs = set(cfg.effective_snapshot_epochs())
+        self.writer = ckpt.CheckpointWriter(run.checkpoints, KEEP_LAST_CHECKPOINTS, self.snapshot_epochs)
+        self.meter = Meter(trainer.device, trainer.step, cfg.batch_size)
+        self.tb = tensorboard.open_log(run.root)  # a no-op unless tensorboard is installed
+
+    def _report(self, means: dict[str, Any], seconds_left: float, **fields: Any) -> None:
+        t = self.trainer
+        self.notify(TrainProgress("train", t.epoch, t.cfg.epochs, t.step, t.batch, t.steps_per_epoch,
+                                  loss_d=means["loss_d"], loss_g=means["loss_g"], d_x=means["d_x"],
+                                  d_g_z=means["d_g_z"], images_per_sec=means["images_per_sec"],
+                                  eta_seconds=round(seconds_left, 1), **fields))
+
+    def _seconds_left(self, images_per_sec: float) -> float:
+        t = self.trainer
+        steps_left = t.cfg.epochs * t.steps_per_epoch - t.step
+        return steps_left * t.cfg.batch_size / max(images_per_sec, 1e-9)
+
+    def after_batch(self, d_stats: torch.Tensor | None, g_loss: torch.Tensor | None) -> None:
+        t = self.trainer
+        if d_stats is not None:
+            self.meter.add_d(d_stats)
+        if g_loss is not None:
+            self.meter.add_g(g_loss)
+        if t.step % t.cfg.log_every == 0:
+            means, _ = self.meter.take(INTERVAL, t.step)
+            t.rundir.append_metrics({"kind": "interval", "epoch": t.epoch + 1, "step": t.step, **means})
+            self._report(means, self._seconds_left(means["images_per_sec"]))
+
+    def after_epoch(self) -> None:
+        t, epoch = self.trainer, self.trainer.epoch
+        means, seconds = self.meter.take(EPOCH, t.step)  # reads the device: the epoch's work is done
+        epoch_end = time.perf_counter()
+        row = {"kind": "epoch", "epoch": epoch, "step": t.step, **means, "epoch_seconds": round(seconds, 3)}
+        snapshot = epoch in self.snapshot_epochs
+        if snapshot:
+            t.snapshot(epoch, self.fixed_noise)
+            if t.cfg.swd_images:
+                row.update(t.quality())
+        self.last_checkpoint = self.writer.submit(t.state(), epoch)
+        t.rundir.append_metrics(row)
+        self.tb.epoch(row, t.step, t.rundir.snapshot_path(epoch) if snapshot else None)
+        self._report(means, self._seconds_left(means["images_per_sec"]), epoch_end=True,
+                     checkpoint=self.last_checkpoint.name, swd=row.get("swd"))
+        self.meter.exclude(time.perf_counter() - epoch_end)
+
+    def finish(self, stopped: bool) -> None:
+        t = self.trainer
+        if stopped:
+            self.last_checkpoint = self.writer.submit(t.state(), t.epoch, t.batch)
+        self.writer.close()
+        self.tb.close()
+
+    def abandon(self) -> None:
+        """A failed or interrupted run still leaves its last good checkpoint in place: wait for
+        any write in flight, so that no partial file outlives us."""
+        try:
+            self.writer.close()
+        except BaseException as exc:
+            log.warning("checkpoint write failed while stopping: %s", exc)
+        self.tb.close()
+
+
 def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | None = None,
           should_stop: StopFn | None = None, *, data_dir: Path | str | None = None,
           device: str | torch.device = "auto", cache_dir: Path | None = None) -> TrainResult:
@@ -293,111 +443,24 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
     """
     run_dir = Path(run_dir)
     cfg, data_dir, write_config = prepare_run(cfg, run_dir, data_dir)
-    run = RunDir(run_dir)
-    dev = resolve_device(device)
-    set_determinism(cfg.deterministic, dev)
-    if dev.type == "cpu":
-        tune_host_allocator()
+    plan = plan_for(cfg, resolve_device(device))
+    prepare_process(cfg, plan)
     notify = progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
-
-    notify(TrainProgress("data", 0, cfg.epochs))
-    try:
-        dataset = load_dataset(data_dir, cfg.image_size, cache_dir, max_images=cfg.max_images,
-                               progress=lambda done, total: notify(
-                                   TrainProgress("data", 0, cfg.epochs, decoded=done, files=total)),
-                               should_stop=stop)
-    except DecodeStopped:
-        notify(TrainProgress("stopped", 0, cfg.epochs))
+    dataset = load_training_data(cfg, data_dir, cache_dir, notify, stop)
+    if dataset is None:
         return TrainResult(run_dir, 0, 0, True, None, None)
-    trainer = Trainer(cfg, run, dataset, dev)
-    data_info = dataset.summary()
-    if write_config:  # only now: a run folder is never created for data that cannot be used
-        run.write_config(cfg, str(data_dir))
-    atomic_write_bytes(run.data_path, json.dumps(data_info, indent=1).encode())
-    ckpt.clean_checkpoint_folder(run.checkpoints)
-    ref, state, problems = ckpt.load_latest(run.checkpoints)
-    for p in problems:
-        notify(TrainProgress("data", 0, cfg.epochs, warning=f"ignored damaged checkpoint {p}"))
-    if state is not None:
-        trainer.restore(state)
-        del state
-    run.truncate_metrics(trainer.step)
-    fixed_noise = run.load_or_create_fixed_noise(lambda: sample_noise(cfg.seed, range(cfg.grid_images), cfg.nz))
-    if not run.reals_path.exists():
-        atomic_write_bytes(run.reals_path, encode_png(real_grid(dataset, cfg)))
-    snapshot_epochs = set(cfg.effective_snapshot_epochs())
-    writer = ckpt.CheckpointWriter(run.checkpoints, KEEP_LAST_CHECKPOINTS, snapshot_epochs)
-    last_path = ref.path if ref else None
-    B, spe = cfg.batch_size, trainer.steps_per_epoch
-    total_steps = cfg.epochs * spe
-    decay = cfg.lr_decay_from < 1.0
-    meter = Meter(dev, trainer.step, B)
-
-    def report(means: dict[str, Any], **fields: Any) -> None:
-        notify(TrainProgress("train", trainer.epoch, cfg.epochs, trainer.step, trainer.batch, spe,
-                             loss_d=means["loss_d"], loss_g=means["loss_g"], d_x=means["d_x"],
-                             d_g_z=means["d_g_z"], images_per_sec=means["images_per_sec"], **fields))
-
-    stopped = False
-    tb = tensorboard.open_log(run.root)  # a no-op unless tensorboard is installed
+    run = RunDir(run_dir)
+    trainer = Trainer(cfg, run, dataset, plan)
+    data_info = write_run_files(run, cfg, data_dir, dataset, write_config)
+    journal = _Journal(trainer, notify, resume_latest(trainer, notify))
     try:
-        while trainer.epoch < cfg.epochs:
-            epoch_rng = trainer.data_rng.get_state()
-            perm = torch.randperm(len(dataset), generator=trainer.data_rng)
-            if dev.type == "cuda":
-                perm = perm.to(dev, non_blocking=True)
-            for i in range(trainer.batch, spe):
-                if stop():
-                    stopped = True
-                    break
-                if decay:
-                    trainer.set_progress(trainer.step / total_steps)
-                if i % cfg.d_every == 0:
-                    meter.add_d(trainer.d_step(trainer.batches.get(perm[i * B:(i + 1) * B])))
-                if i % cfg.g_every == 0:
-                    meter.add_g(trainer.g_step())
-                trainer.batch, trainer.step = i + 1, trainer.step + 1
-                if trainer.step % cfg.log_every == 0:
-                    means, _ = meter.take(INTERVAL, trainer.step)
-                    run.append_metrics({"kind": "interval", "epoch": trainer.epoch + 1, "step": trainer.step,
-                                        **means})
-                    eta = (total_steps - trainer.step) * B / max(means["images_per_sec"], 1e-9)
-                    report(means, eta_seconds=round(eta, 1))
-            if stopped:
-                break
-            # -- end of epoch: snapshot, quality, metrics, checkpoint --------------------------
-            trainer.epoch, trainer.batch = trainer.epoch + 1, 0
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            epoch_end = time.perf_counter()
-            means, seconds = meter.take(EPOCH, trainer.step)
-            row = {"kind": "epoch", "epoch": trainer.epoch, "step": trainer.step, **means,
-                   "epoch_seconds": round(seconds, 3)}
-            if trainer.epoch in snapshot_epochs:
-                trainer.snapshot(trainer.epoch, fixed_noise)
-                if cfg.swd_images:
-                    row.update(trainer.quality())
-            last_path = writer.submit(trainer.state(trainer.data_rng.get_state()), trainer.epoch)
-            run.append_metrics(row)
-            tb.epoch(row, trainer.step, run.snapshot_path(trainer.epoch) if trainer.epoch in snapshot_epochs else None)
-            remaining = (cfg.epochs - trainer.epoch) * spe * B / max(means["images_per_sec"], 1e-9)
-            report(means, epoch_end=True, eta_seconds=round(remaining, 1), checkpoint=last_path.name,
-                   swd=row.get("swd"))
-            meter.exclude(time.perf_counter() - epoch_end)
-        if stopped:
-            last_path = writer.submit(trainer.state(epoch_rng), trainer.epoch, trainer.batch)
-        writer.close()
+        stopped = trainer.run(stop, after_batch=journal.after_batch, after_epoch=journal.after_epoch)
+        journal.finish(stopped)
     except BaseException:
-        # A failed or interrupted run still leaves its last good checkpoint in place; wait for
-        # any in-flight write so that no partial file outlives us, then re-raise.
-        try:
-            writer.close()
-        except BaseException as exc:
-            log.warning("checkpoint write failed while stopping: %s", exc)
+        journal.abandon()
         raise
-    finally:
-        tb.close()
+    last = journal.last_checkpoint
     notify(TrainProgress("stopped" if stopped else "done", trainer.epoch, cfg.epochs, trainer.step,
-                         trainer.batch, spe, checkpoint=last_path.name if last_path else None))
-    return TrainResult(run_dir, trainer.epoch, trainer.step, stopped, last_path, data_info)
+                         trainer.batch, trainer.steps_per_epoch, checkpoint=last.name if last else None))
+    return TrainResult(run_dir, trainer.epoch, trainer.step, stopped, last, data_info)

@@ -21,7 +21,8 @@ def test_snapshot_epochs_past_the_end_are_dropped_and_the_last_is_added():
     ("ngf", 100_000, "ngf must be <= 256"),
     ("lr", 0.0, "lr must be > 0"),
     ("epochs", 2.5, "epochs must be an integer"),
-    ("amp", "yes", "amp must be true or false"),
+    ("precision", "fp16", "precision must be one of auto, bf16, fp32"),
+    ("compile", "yes", "compile must be true or false"),
     ("image_size", 64, "image_size must be >= 96"),
     ("snapshot_epochs", (0, 5), "start at 1"),
 ])
@@ -87,3 +88,9 @@ def test_diffaugment_is_stored_in_one_written_form():
     assert TrainConfig(diffaugment="translation,color").augmentations == ("color", "translation")
     choices = diffaugment_choices()
     assert len(choices) == 8 and all(TrainConfig(diffaugment=v).diffaugment == v for v in choices)
+
+
+@pytest.mark.parametrize("amp,precision", [(True, "auto"), (False, "fp32")])
+def test_a_config_stored_with_amp_loads_as_its_precision(amp, precision):
+    stored = {k: v for k, v in TrainConfig().to_dict().items() if k != "precision"}
+    assert TrainConfig.from_dict({**stored, "amp": amp}).precision == precision

@@ -76,20 +76,30 @@ def test_the_loss_option_changes_what_is_trained(image_folder, tmp_path):
     assert not torch.equal(a["main.0.weight"], b["main.0.weight"])
 
 
-def test_d_sees_augmented_real_and_fake_batches_alike(image_folder, tmp_path):
+@pytest.mark.parametrize("augment_channels_last", [False, True], ids=["cpu-layout", "gpu-layout"])
+def test_d_sees_augmented_real_and_fake_batches_alike(image_folder, tmp_path, augment_channels_last):
     """With cutout on, every batch D is shown (real in D's step, fake in D's and G's) has a
     zeroed square in each image (at least 24x24, where it overhangs a corner); without, real
-    images have no zero pixel and fakes only a few stray ones."""
+    images have no zero pixel and fakes only a few stray ones. The same with the GPU's plan of
+    augmenting channels_last images in place."""
+    import dataclasses
+
     from model.data import load_dataset
+    from model.plan import plan_for
     from model.rundir import RunDir
     from model.train import Trainer
 
     def seen(diffaugment):
         cfg = tiny_config(diffaugment=diffaugment)
-        trainer = Trainer(cfg, RunDir(tmp_path / (diffaugment or "none")), load_dataset(image_folder, 96),
-                          torch.device("cpu"))
+        plan = dataclasses.replace(plan_for(cfg, torch.device("cpu")), augment_channels_last=augment_channels_last)
+        trainer = Trainer(cfg, RunDir(tmp_path / f"{diffaugment or 'none'}-{augment_channels_last}"),
+                          load_dataset(image_folder, 96), plan)
         inputs = []
-        trainer.d.register_forward_pre_hook(lambda mod, args: inputs.append(args[0].detach().clone()))
+        def look(mod, args):
+            assert args[0].is_contiguous(memory_format=torch.channels_last)  # no layout flip on the way
+            inputs.append(args[0].detach().clone())
+
+        trainer.d.register_forward_pre_hook(look)
         trainer.d_step(trainer.batches.get(torch.arange(16)))
         trainer.g_step()
         assert len(inputs) == 3  # real, fake (D step), fake (G step)

@@ -51,3 +51,33 @@ def test_the_latest_state_row_keeps_its_columns_and_leaves_out_finished_runs(ima
     assert in_progress[1][0].startswith("mine, ") and in_progress[1][1].size == (6 * 96 + 14,) * 2
     # Saved at the last mark: its grid is that mark's, not drawn twice.
     assert [im for _, im in grids_from_states(tmp_path, "synthetic", ["absent", "mine"], done_at=0.005)] == [None, None]
+
+
+def test_train_and_the_benchmark_drive_the_same_loop(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """Both step through Trainer.run: a change to the batch step or the learning-rate schedule
+    made there is what train() and the benchmark both run."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import quality_bench
+    from model.train import Trainer, train
+    from tests.helpers import tiny_config
+
+    for name in ("set_num_threads", "set_num_interop_threads"):  # the benchmark pins its own process
+        monkeypatch.setattr(torch, name, lambda n: None)
+    seen: list[tuple[int, float]] = []
+    step = Trainer.train_batch
+
+    def spy(self, order, i):
+        seen.append((self.step, self.opt_d.param_groups[0]["lr"]))
+        return step(self, order, i)
+
+    monkeypatch.setattr(Trainer, "train_batch", spy)
+    train(tiny_config(epochs=2, lr_decay_from=0.0), tmp_path / "run", data_dir=image_folder)
+    from_train, seen[:] = list(seen), []
+    quality_bench.run_one(image_folder, {**TINY, "lr_decay_from": 0.0}, 0.004, tmp_path / "bench" / "x", [],
+                          tmp_path / "cache")
+    for rows in (from_train, seen):
+        steps, lrs = zip(*rows, strict=True)
+        assert list(steps) == list(range(len(rows))) and len(rows) > 2
+        assert lrs[0] == 2e-4 and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))  # decayed before each batch

@@ -38,7 +38,9 @@ def test_state_changes_need_the_token(app, method, path, headers):
     ({**TINY_JOB, "epochs": "many"}, "valid integer"),
     ({**TINY_JOB, "epochs": "3"}, "valid integer"),  # JSON integers only, not numeric strings
     ({**TINY_JOB, "epochs": 2.5}, "valid integer"),
-    ({**TINY_JOB, "amp": "yes"}, "valid boolean"),
+    ({**TINY_JOB, "compile": "yes"}, "valid boolean"),
+    ({**TINY_JOB, "amp": False}, "amp was replaced by precision"),
+    ({**TINY_JOB, "precision": "fp16"}, "'auto', 'bf16' or 'fp32'"),
     ({**TINY_JOB, "snapshot_epochs": [0]}, "greater than or equal to 1"),
     ({**TINY_JOB, "learning_rate": 1}, "Extra inputs are not permitted"),
     ({"epochs": 1}, "exactly one of data_dir"),
