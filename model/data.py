@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -40,6 +41,10 @@ MAX_PIXELS = 40_000_000
 # Bytes of decoded pixels that all decode threads together may hold at once, whatever the
 # number of cores; a file needing more than this is skipped.
 DECODE_MEMORY = 1 << 30
+# On more than 2 cores, folders of at least this many files are decoded in processes, one per
+# core (model/parallel.py): threads hold the GIL between decoder calls, and more of them than two
+# decoded slower, not faster (BENCHMARKS.md). On 2 cores threads and processes measured the same.
+PROCESS_DECODE_MIN = 1024
 # Bytes per pixel of each Pillow mode while decoding (unknown modes count as the largest).
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
                "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
@@ -234,27 +239,36 @@ def _open_cached(cache_dir: Path, fp: str, image_size: int) -> tuple[np.ndarray,
         return None
 
 
-def _reserve_space(fd: int, nbytes: int, cache_dir: Path) -> None:
-    """Allocate the cache file's blocks up front: a disk that cannot hold it fails here, with a
-    message saying how much is needed, instead of killing the process with SIGBUS when a write
-    to the memory map finds no free block."""
-    try:
-        os.posix_fallocate(fd, 0, nbytes)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            # no fallocate on this file system: check the free space instead, and write on
-            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                st = os.statvfs(cache_dir)
-                if st.f_bavail * st.f_frsize >= nbytes:
-                    os.ftruncate(fd, nbytes)
-                    return
-            else:
-                raise
-        st = os.statvfs(cache_dir)
-        raise CacheSpaceError(
-            f"disk full: the decoded image cache needs {_size(nbytes)} in {cache_dir} and only "
-            f"{_size(st.f_bavail * st.f_frsize)} is free; free some space (or point DCGAN_CACHE_DIR "
-            "at a larger disk), then resume the job") from None
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _space_error(nbytes: int, cache_dir: Path) -> CacheSpaceError:
+    st = os.statvfs(cache_dir)
+    return CacheSpaceError(
+        f"disk full: the decoded image cache needs {_size(nbytes)} in {cache_dir} and only "
+        f"{_size(st.f_bavail * st.f_frsize)} is free; free some space (or point DCGAN_CACHE_DIR "
+        "at a larger disk), then resume the job")
+
+
+def _check_space(fd: int, nbytes: int, cache_dir: Path) -> None:
+    """Fail at once, saying how much is needed, when the disk cannot hold the cache; then size
+    the temp file (sparse: its blocks are allocated as the decoded rows are written, with
+    pwrite, so a disk that fills up later is an ENOSPC, reported the same way, never a SIGBUS
+    from a memory map). Allocating the blocks up front (fallocate) made every later write pay
+    to convert them: 12x slower writes measured on ext4 (BENCHMARKS.md)."""
+    st = os.statvfs(cache_dir)
+    if st.f_bavail * st.f_frsize < nbytes:
+        raise _space_error(nbytes, cache_dir)
+    os.ftruncate(fd, nbytes)
+
+
+def _write_rows(fd: int, rows: np.ndarray, first: int) -> None:
+    """Rows first, first+1, ... of the cache file from `rows` (k x 3 x S x S uint8)."""
+    view = memoryview(np.ascontiguousarray(rows)).cast("B")
+    offset = first * rows[0].nbytes
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _size(nbytes: int) -> str:
@@ -282,74 +296,127 @@ def remove_stale_decodes(cache_dir: Path) -> list[Path]:
     return removed
 
 
+def _decode_rows(files: list[Path], size: int, budget: _MemoryBudget, stop: Callable[[], bool]
+                 ) -> tuple[np.ndarray, list[str | None]]:
+    """Decode `files` into a k x 3 x size x size array, and for each file None (decoded) or the
+    reason it was skipped (its row stays zero). Ends early, with what it has, when stop()."""
+    out = np.zeros((len(files), 3, size, size), dtype=np.uint8)
+    reasons: list[str | None] = []
+    for k, path in enumerate(files):
+        if stop():
+            break
+        try:
+            out[k] = decode_image(path, size, budget)
+            reasons.append(None)
+        except BadImage as exc:
+            reasons.append(str(exc))
+    return out, reasons
+
+
+def decode_chunk(tmp: str, size: int, files: list[str], start: int, budget_bytes: int
+                 ) -> dict[str, Any]:
+    """A decode process's task (model/parallel.py): files start, start+1, ... into their rows
+    of the temp file, with its own slice of the memory budget (one file at a time, so a file
+    needing more than that is left for the parent: "too many pixels"). Returns each file's
+    reason (None: decoded), or the errno of a full disk."""
+    rows, reasons = _decode_rows([Path(f) for f in files], size, _MemoryBudget(budget_bytes), lambda: False)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        _write_rows(fd, rows, start)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            return {"disk_full": exc.errno}
+        raise
+    finally:
+        os.close(fd)
+    return {"reasons": reasons}
+
+
+def _wait_all(futures: list, should_stop: Callable[[], bool], on_done: Callable[[Any], None]) -> bool:
+    """Each future's result to on_done, in order, while polling should_stop(); False (the rest
+    cancelled) as soon as it says stop."""
+    for f in futures:
+        while True:
+            if should_stop():
+                for other in futures:
+                    other.cancel()
+                return False
+            try:
+                on_done(f.result(timeout=0.2))
+                break
+            except TimeoutError:
+                continue
+    return True
+
+
 def _decode_into_cache(files: list[Path], root: Path, image_size: int, data_path: Path,
-                       workers: int, progress: Callable[[int, int], None] | None,
+                       workers: int, processes: int, progress: Callable[[int, int], None] | None,
                        should_stop: Callable[[], bool]) -> tuple[int, Counter, list[tuple[str, str]]]:
     """Decode `files` into a temp file beside `data_path`, compact out the failures, rename it
     into place. Returns (usable images, skip reasons, examples). Raises DecodeStopped when
     should_stop() turns true, CacheSpaceError when the disk cannot hold the cache; either way
-    the temp file is gone."""
+    the temp file is gone. With `processes` > 1 the files are decoded in that many processes
+    (model/parallel.py), otherwise on `workers` threads."""
     row = 3 * image_size * image_size
     remove_stale_decodes(data_path.parent)
     tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    ok = np.zeros(len(files), dtype=bool)
-    reasons: dict[int, str] = {}
-    done = 0
-    lock = threading.Lock()
-    budget = _MemoryBudget(DECODE_MEMORY)
-    stop = threading.Event()
+    results: dict[int, str | None] = {}
+    chunk = 64
+    chunks = [(s, files[s:s + chunk]) for s in range(0, len(files), chunk)]
+
+    def record(start: int, reasons: list[str | None]) -> None:
+        results.update(zip(range(start, start + len(reasons)), reasons, strict=True))
+        if progress:
+            progress(len(results), len(files))
+
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # "alive" to remove_stale_decodes in other processes
-        _reserve_space(fd, len(files) * row, data_path.parent)
-        images = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(len(files), 3, image_size, image_size))
+        _check_space(fd, len(files) * row, data_path.parent)
+        stop = threading.Event()
+        try:
+            if processes > 1:
+                from model.parallel import map_in_processes
 
-        def work(out: np.ndarray, start: int, end: int) -> None:
-            nonlocal done
-            for i in range(start, end):
-                if stop.is_set():
-                    return
-                try:
-                    out[i] = decode_image(files[i], image_size, budget)
-                    ok[i] = True
-                except BadImage as exc:
-                    reasons[i] = str(exc)
-            with lock:
-                done += end - start
-                if progress:
-                    progress(done, len(files))
+                def merge(task_start: int, answer: dict[str, Any]) -> None:
+                    if "disk_full" in answer:
+                        raise OSError(answer["disk_full"], os.strerror(answer["disk_full"]))
+                    record(task_start, answer["reasons"])
 
-        chunk = 64
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(work, images, s, min(s + chunk, len(files)))
-                       for s in range(0, len(files), chunk)]
-            for f in futures:
-                while not f.done():
-                    if should_stop():
+                tasks = [(str(tmp), image_size, [str(p) for p in part], s, DECODE_MEMORY // processes)
+                         for s, part in chunks]
+                if not map_in_processes("model.data:decode_chunk", tasks, processes,
+                                        lambda answer, i: merge(tasks[i][3], answer), should_stop):
+                    stop.set()
+                # Files too large for one process's share of the memory: the parent, with all of it.
+                chunks = [(i, [files[i]]) for i, r in sorted(results.items()) if r == "too many pixels"]
+            if not stop.is_set() and chunks:
+                budget = _MemoryBudget(DECODE_MEMORY)
+
+                def work(start: int, part: list[Path]) -> tuple[int, list[str | None]]:
+                    rows, reasons = _decode_rows(part, image_size, budget, stop.is_set)
+                    _write_rows(fd, rows[:len(reasons)], start)
+                    return start, reasons
+
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    futures = [pool.submit(work, s, part) for s, part in chunks]
+                    if not _wait_all(futures, should_stop, lambda r: record(*r)):
                         stop.set()
-                        break
-                    try:
-                        f.result(timeout=0.2)
-                    except TimeoutError:
-                        continue
-                if stop.is_set():
-                    for other in futures:
-                        other.cancel()
-                    break
-                f.result()
-        if stop.is_set():
-            raise DecodeStopped()
-        # Compact in place: usable rows move down over the holes, then the tail is cut off,
-        # so there is never a second full copy of the data in memory or on disk.
-        keep = np.flatnonzero(ok)
-        for dst, src in enumerate(keep):
-            if dst != src:
-                images[dst] = images[src]
-        images.flush()
-        del images
-        os.ftruncate(fd, len(keep) * row)
-        os.fsync(fd)
-        if len(keep):
+            if stop.is_set():
+                raise DecodeStopped()
+            # Compact in place: usable rows move down over the holes, then the tail is cut off,
+            # so there is never a second full copy of the data in memory or on disk.
+            keep = [i for i, r in sorted(results.items()) if r is None]
+            for dst, src in enumerate(keep):
+                if dst != src:
+                    os.pwrite(fd, os.pread(fd, row, src * row), dst * row)
+            os.ftruncate(fd, len(keep) * row)
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _space_error(len(files) * row, data_path.parent) from None
+            raise
+        if keep:
             os.replace(tmp, data_path)
             fsync_dir(data_path.parent)
         else:
@@ -360,16 +427,20 @@ def _decode_into_cache(files: list[Path], root: Path, image_size: int, data_path
         raise
     finally:
         os.close(fd)
+    reasons = {i: r for i, r in sorted(results.items()) if r is not None}
     counts = Counter(reasons.values())
-    examples = [(str(files[i].relative_to(root)), r) for i, r in sorted(reasons.items())[:20]]
+    examples = [(str(files[i].relative_to(root)), r) for i, r in list(reasons.items())[:20]]
     return len(keep), counts, examples
 
 
 def load_dataset(root: Path, image_size: int = 96, cache_dir: Path | None = None,
-                 max_images: int = 0, workers: int | None = None,
+                 max_images: int = 0, workers: int | None = None, processes: int | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False) -> ImageDataset:
     """Find, decode (first time only) and map the images under `root`.
+
+    On more than 2 cores a folder of PROCESS_DECODE_MIN files or more is decoded in one process
+    per core (or `processes`, when given), otherwise on `workers` threads.
 
     Unreadable, truncated, too-small or too-large files are skipped and counted, never fatal. A
     folder with no usable image raises DataError naming the folder; a disk too small for the
@@ -396,9 +467,13 @@ def load_dataset(root: Path, image_size: int = 96, cache_dir: Path | None = None
     cached = _open_cached(cache_dir, fp, image_size)
     if cached is None:
         data_path, meta_path = _cache_files(cache_dir, fp)
+        if processes is None:
+            from model.parallel import cpu_count
+            cores = cpu_count()
+            processes = cores if len(files) >= PROCESS_DECODE_MIN and cores > 2 else 1
         n, counts, examples = _decode_into_cache(
-            files, root, image_size, data_path, workers or min(16, (os.cpu_count() or 1) * 2), progress,
-            should_stop)
+            files, root, image_size, data_path, workers or min(16, (os.cpu_count() or 1) * 2), processes,
+            progress, should_stop)
         if outside:
             counts["outside the data folder"] += outside
         meta = {"images": n, "files_found": len(candidates), "image_size": image_size,

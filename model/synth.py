@@ -16,7 +16,6 @@ import os
 import random
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -635,6 +634,14 @@ def _write_png(img: Image.Image, path: Path) -> None:
         raise
 
 
+def draw_chunk(folder: str, seed: int, size: int, digits: int, indices: list[int]) -> int:
+    """Write images `indices` of data set `seed` into `folder` (a process's task in
+    write_dataset); returns how many."""
+    for i in indices:
+        _write_png(draw_face(seed, i, size), Path(folder) / f"{i:0{digits}d}.png")
+    return len(indices)
+
+
 def write_dataset(out_dir: Path, count: int, seed: int = 0, size: int = 96,
                   workers: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> int:
@@ -642,9 +649,9 @@ def write_dataset(out_dir: Path, count: int, seed: int = 0, size: int = 96,
     ImageFolder layout: one class folder), numbered with at least 5 digits.
 
     Files already there under their final name are kept, so a re-run only fills the gaps.
-    Runs on `workers` threads (default: up to 4); no processes, so it works inside daemonic
-    workers. `progress(done, count)` is called from the calling thread after every CHUNK
-    images, `done` counting the kept files too; an exception it raises stops the run (to
+    Drawing is Python, so it runs in `workers` processes (model/parallel.py; default one per
+    core), CHUNK images a task. `progress(done, count)` is called from the calling thread after
+    every chunk, `done` counting the kept files too; an exception it raises stops the run (to
     cancel it) once the chunks in flight are written. Returns how many files this call wrote.
     """
     if count < 0:
@@ -654,26 +661,23 @@ def write_dataset(out_dir: Path, count: int, seed: int = 0, size: int = 96,
     digits = max(5, len(str(count - 1)))
     present = set(os.listdir(folder))
     missing = [i for i in range(count) if f"{i:0{digits}d}.png" not in present]
-
-    def write_chunk(indices: list[int]) -> int:
-        for i in indices:
-            _write_png(draw_face(seed, i, size), folder / f"{i:0{digits}d}.png")
-        return len(indices)
-
     done = count - len(missing)
-    chunks = [missing[k:k + CHUNK] for k in range(0, len(missing), CHUNK)]
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        futures = [pool.submit(write_chunk, chunk) for chunk in chunks]
-        try:
-            for future in futures:
-                done += future.result()
-                if progress:
-                    progress(done, count)
-        except BaseException:
-            # Otherwise leaving the pool would wait for every queued chunk.
-            for future in futures:
-                future.cancel()
-            raise
+    tasks = [(str(folder), seed, size, digits, missing[k:k + CHUNK]) for k in range(0, len(missing), CHUNK)]
+
+    def record(written: int, _task: int = 0) -> None:
+        nonlocal done
+        done += written
+        if progress:
+            progress(done, count)
+
+    from model.parallel import cpu_count, map_in_processes
+    workers = min(workers or cpu_count(), len(tasks))
+    if workers > 1:
+        # A task in flight is ~0.1 s of drawing: let it finish, so no temp file is left behind.
+        map_in_processes("model.synth:draw_chunk", tasks, workers, record, grace=60.0)
+    else:
+        for task in tasks:
+            record(draw_chunk(*task))
     if missing:
         fsync_dir(folder)
     return len(missing)

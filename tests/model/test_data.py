@@ -249,3 +249,80 @@ def test_a_long_training_log_is_thinned_as_it_is_read(tmp_path):
     assert len(gaps) == 1  # evenly spaced
     epochs = [r for r in rows if r["kind"] == "epoch"]
     assert len(epochs) <= 500 and sum("swd" in r for r in epochs) == 4  # every measured point kept
+
+
+# -- decoding in processes (model/parallel.py) -------------------------------------------------
+
+def _bad_and_good(folder):
+    sub = write_blob_images(folder, 150, ext="jpg") / "class0"
+    (sub / "empty.jpg").write_bytes(b"")
+    (sub / "text.png").write_text("this is not a png")
+    (sub / "truncated.jpg").write_bytes((sub / "00000.jpg").read_bytes()[:300])
+    return folder
+
+
+def test_decoding_in_processes_gives_the_threads_result(tmp_path):
+    folder = _bad_and_good(tmp_path / "imgs")
+    threads = load_dataset(folder, cache_dir=tmp_path / "a", processes=1)
+    procs = load_dataset(folder, cache_dir=tmp_path / "b", processes=3)
+    assert len(procs) == len(threads) == 150 and np.array_equal(procs.images, threads.images)
+    assert procs.skipped == threads.skipped == {"empty file": 1, "not an image": 1, "truncated": 1}
+    assert procs.skipped_examples == threads.skipped_examples
+
+
+def test_a_file_too_big_for_one_process_share_of_the_memory_is_decoded_by_the_parent(tmp_path, monkeypatch):
+    folder = write_blob_images(tmp_path / "imgs", 20)
+    Image.new("RGB", (200, 200), (200, 30, 30)).save(folder / "class0" / "big.png")
+    monkeypatch.setattr(data_mod, "DECODE_MEMORY", 500_000)  # a process's share: 250 kB < 400 kB needed
+    ds = load_dataset(folder, cache_dir=tmp_path / "cache", processes=2)
+    assert len(ds) == 21 and ds.skipped == {}
+    assert ds.images[20].reshape(3, -1).mean(1).round().tolist() == [200, 30, 30]
+
+
+def test_a_daemonic_process_such_as_a_celery_worker_decodes_in_processes(tmp_path):
+    import multiprocessing
+    folder = write_blob_images(tmp_path / "imgs", 40)
+    ctx = multiprocessing.get_context("fork")
+    result = ctx.Queue()
+    p = ctx.Process(target=_count_in_processes, args=(folder, tmp_path / "cache", result), daemon=True)
+    p.start()
+    p.join(60)
+    assert result.get(timeout=5) == 40
+
+
+def _count_in_processes(folder, cache, result):
+    result.put(len(load_dataset(folder, cache_dir=cache, processes=2)))
+
+
+def test_a_stop_request_kills_the_decode_processes_and_leaves_no_temp_file(tmp_path):
+    import time
+    folder = write_blob_images(tmp_path / "imgs", 1200)
+    seen = []
+    t0 = time.monotonic()
+    with pytest.raises(data_mod.DecodeStopped):
+        load_dataset(folder, cache_dir=tmp_path / "cache", processes=2, progress=lambda d, n: seen.append(d),
+                     should_stop=lambda: bool(seen))
+    assert time.monotonic() - t0 < 10 and seen and seen[-1] < 1200
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_disk_that_fills_while_processes_decode_is_a_clear_error(tmp_path, tiny_disk, monkeypatch):
+    import os
+    folder = write_blob_images(tmp_path / "imgs", 60)  # 1.7 MB on a 2 MB disk with 0.8 MB taken
+    (tiny_disk / "filler").write_bytes(b"\0" * 200_000)
+    (tiny_disk / "filler2").write_bytes(b"\0" * 600_000)
+    # As when another writer fills the disk after the up-front check: the writes find it full.
+    monkeypatch.setattr(data_mod, "_check_space", lambda fd, n, d: os.ftruncate(fd, n))
+    with pytest.raises(data_mod.CacheSpaceError, match="disk full"):
+        load_dataset(folder, cache_dir=tiny_disk, processes=2)
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "filler2"]
+
+
+def test_a_task_that_fails_in_a_child_process_is_raised_with_its_traceback():
+    from model.parallel import ChildError, map_in_processes
+    got = []
+    with pytest.raises(ChildError, match="ZeroDivisionError"):
+        map_in_processes("operator:truediv", [(1, 2), (1, 0), (3, 4)], 2, lambda r, i: got.append((i, r)))
+    ok = []
+    assert map_in_processes("operator:truediv", [(1, 2), (3, 4)], 2, lambda r, i: ok.append((i, r)))
+    assert sorted(ok) == [(0, 0.5), (1, 0.75)]
