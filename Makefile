@@ -11,7 +11,7 @@ TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench bench-full quality load test-tools clean help
+.PHONY: install run test test-fast lint bench bench-full quality load test-tools clean help wheelhouse compat
 
 help:
 	@echo "make run    - install, start worker + app (queues a demo job if no model exists)"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench  - training, PNG and /generate benchmarks (CPU)"
 	@echo "make load   - 60 s load run against a local app while a job trains"
 	@echo "make quality - time to quality of the presets on two image sets (~70 min on 2 cores, resumable)"
+	@echo "make wheelhouse - the service's packages as Python 3.12 wheels, for a GPU machine without network"
+	@echo "make compat - that machine's stack (Python 3.12, torch 2.11) here: fast tests, CLI, GPU check dry run"
 
 install: $(STAMP)
 
@@ -83,6 +85,15 @@ quality: install
 
 load: install
 	$(PY) benchmarks/load_bench.py
+
+# For a GPU machine without network (README, "On a GPU machine"): benchmarks/gpu_check.sh
+# installs these wheels there when fastapi is missing.
+wheelhouse: install
+	@bash scripts/wheelhouse.sh
+
+# The GPU machine's software stack on this CPU (downloads torch 2.11 once); not part of `make test`.
+compat: wheelhouse
+	@bash scripts/compat.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache
