@@ -11,6 +11,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   seed-g1   the same with G on every batch (g_every 1)
   demo      the demo job's settings before the fast preset: g_every 1, batch 32, ngf/ndf 32
   fast      the `fast` preset (model/presets.py)
+  fast-resize  the same with G's upsampling by resize + conv (no transposed convs)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -48,6 +49,7 @@ CONFIGS: dict[str, dict] = {
     "seed-g1": {"g_every": 1},
     "demo": {"g_every": 1, "batch_size": 32, "ngf": 32, "ndf": 32},
     "fast": {"preset": "fast"},
+    "fast-resize": {"preset": "fast", "upsample": "resize"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)
@@ -66,6 +68,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     torch.set_num_interop_threads(1)
     import numpy as np
 
+    from model import spectrum
     from model.data import load_dataset
     from model.fsutil import atomic_write_bytes
     from model.imageio import encode_png, grid_rgb
@@ -87,6 +90,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:SWD_IMAGES]
     real = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
     real_desc = pyramid_descriptors(real, seed=0)
+    real_spectrum, real_colour = spectrum.power_spectrum(real), spectrum.colour_stats(real)
     noise = sample_noise(1, range(min(SWD_IMAGES, len(dataset))), cfg.nz)
     grid_noise = sample_noise(7, range(GRID_SIDE * GRID_SIDE), cfg.nz)
 
@@ -126,13 +130,15 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
 
     def measure(minute: float) -> None:
         nonlocal d_stats
-        res = swd(real_desc, sample(noise), seed=0)
+        fake = sample(noise)
+        res = swd(real_desc, fake, seed=0)
         d = torch.stack(d_stats).mean(0).tolist() if d_stats else [None] * 3
         d_stats = []
         rows.append({"minutes": minute, "cpu_s": round(spent, 2), "step": trainer.step,
                      "epoch": trainer.step / spe, "g_updates": trainer.g_updates,
                      "images_seen": trainer.step * cfg.batch_size, "swd": round(res["swd"], 3),
                      "swd_levels": [round(v, 3) for v in res["swd_levels"]],
+                     **spectrum.artefact(real_spectrum, fake), **spectrum.colour(real_colour, fake),
                      "loss_d": d[0], "d_x": d[1], "d_g_z": d[2],
                      "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
         if minute in grids:
@@ -217,6 +223,15 @@ def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, ma
         last = rows[-1] if rows else {}
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {last.get('g_updates', '-')} | "
                      f"{last.get('images_seen', '-')} |")
+    lines.append(f"\n{dataset}: checkerboard (artefact: generated peak prominence at periods 2 and 3 over the "
+                 f"data's; 1 = like the data) and saturation over the data's, at {budget:g} CPU-min")
+    lines.append("| config | artefact | period 2 | period 3 | saturation | brightness |")
+    lines.append("|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        last = next((r for r in rows if r["minutes"] == budget), None)
+        if last is not None and "artefact" in last:
+            lines.append(f"| {name} | {last['artefact']:.2f} | {last['artefact_p2']:.2f} | {last['artefact_p3']:.2f} "
+                         f"| {last['saturation_ratio']:.2f} | {last['brightness_ratio']:.2f} |")
     ref = swd_at(results.get("demo", []), budget)
     if ref is not None:
         thresholds = [(f"{f}x demo@{budget:g}", ref * v) for f, v in (("1.5", 1.5), ("1", 1.0), ("2/3", 2 / 3))]

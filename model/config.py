@@ -21,6 +21,9 @@ class ConfigError(ValueError):
 # (model/augment.py), in the order the augmentations are applied.
 LOSSES = ("bce", "hinge", "wgan-gp")
 ARCHS = ("seed", "resnet")
+# How G doubles (and at the end triples) its side (model/networks.py): the seed's transposed
+# convolutions, or nearest-neighbour resizing followed by a stride-1 convolution.
+UPSAMPLES = ("deconv", "resize")
 # Arithmetic of the training step (model/plan.py): auto = bf16 autocast on CUDA, fp32 on the CPU.
 PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTATIONS = ("color", "translation", "cutout")
@@ -96,6 +99,11 @@ class TrainConfig:
     # Network family: the seed's plain conv stacks, or residual blocks (the seed's own next step)
     # with the same input and output shapes.
     arch: str = _field("seed", "network architecture", choices=ARCHS)
+    # G's upsampling: the seed's transposed convolutions (deconv), or a nearest-neighbour resize
+    # then a stride-1 convolution at each stage (resize), which cannot leave the checkerboard
+    # that unevenly overlapping transposed kernels do (Odena et al. 2016).
+    upsample: str = _field("deconv", "generator upsampling: transposed convs (the seed's) or "
+                           "nearest resize + conv", choices=UPSAMPLES)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.
     diffaugment: str = _field("", "DiffAugment policy: comma list of color,translation,cutout (empty = off)",

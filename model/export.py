@@ -60,6 +60,7 @@ def generator_metadata(state: dict[str, Any], ref: CheckpointRef, job_id: str) -
         "step": str(int(state["step"])),
         "checkpoint": ref.name,
         "arch": cfg.arch,
+        "upsample": cfg.upsample,
         "nz": str(cfg.nz),
         "ngf": str(cfg.ngf),
         "image_size": str(cfg.image_size),

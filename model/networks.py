@@ -10,10 +10,26 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from model.config import TrainConfig
 
 
+def _double(cin: int, cout: int, upsample: str) -> nn.Module:
+    """Twice the side: the seed's 4x4 stride-2 transposed conv, or a nearest-neighbour resize
+    and a 3x3 conv (every output pixel then sees the same number of kernel taps)."""
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
+    return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
+
+
+def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
+    """32 -> 96 px and to 3 channels: the seed's 5x5 stride-3 transposed conv (its kernel
+    overlaps unevenly: the period-3 checkerboard), or a x3 nearest resize and a 3x3 conv."""
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=3), nn.Conv2d(cin, 3, 3, 1, 1, bias=False))
+    return nn.ConvTranspose2d(cin, 3, 5, 3, 1, bias=False)
+
+
 class Generator(nn.Module):
     """Noise (N, nz, 1, 1) -> images (N, 3, 96, 96) in [-1, 1]."""
 
-    def __init__(self, nz: int = 100, ngf: int = 64) -> None:
+    def __init__(self, nz: int = 100, ngf: int = 64, upsample: str = "deconv") -> None:
         super().__init__()
         self.nz = nz
         self.main = nn.Sequential(
@@ -21,19 +37,19 @@ class Generator(nn.Module):
             nn.BatchNorm2d(ngf * 8),
             nn.ReLU(True),
             # state size. (ngf*8) x 4 x 4
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            _double(ngf * 8, ngf * 4, upsample),
             nn.BatchNorm2d(ngf * 4),
             nn.ReLU(True),
             # state size. (ngf*4) x 8 x 8
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            _double(ngf * 4, ngf * 2, upsample),
             nn.BatchNorm2d(ngf * 2),
             nn.ReLU(True),
             # state size. (ngf*2) x 16 x 16
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            _double(ngf * 2, ngf, upsample),
             nn.BatchNorm2d(ngf),
             nn.ReLU(True),
             # state size. (ngf) x 32 x 32
-            nn.ConvTranspose2d(ngf, 3, 5, 3, 1, bias=False),
+            _triple_to_rgb(ngf, upsample),
             nn.Tanh(),
             # state size. 3 x 96 x 96
         )
@@ -120,11 +136,11 @@ class _DownBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """The seed's generator with its three middle transposed convs replaced by residual up-blocks:
-    noise (N, nz, 1, 1) -> images (N, 3, 96, 96) in [-1, 1], through the same 4, 8, 16, 32 px
-    stages and the seed's 5x5 stride-3 last layer."""
+    """The seed's generator with its three middle transposed convs replaced by residual up-blocks
+    (which resize already): noise (N, nz, 1, 1) -> images (N, 3, 96, 96) in [-1, 1], through the
+    same 4, 8, 16, 32 px stages and the seed's last layer (or its resize form)."""
 
-    def __init__(self, nz: int = 100, ngf: int = 64) -> None:
+    def __init__(self, nz: int = 100, ngf: int = 64, upsample: str = "deconv") -> None:
         super().__init__()
         self.nz = nz
         self.main = nn.Sequential(
@@ -138,7 +154,7 @@ class ResNetGenerator(nn.Module):
             # state size. (ngf) x 32 x 32
             nn.BatchNorm2d(ngf),
             nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, 3, 5, 3, 1, bias=False),
+            _triple_to_rgb(ngf, upsample),
             nn.Tanh(),
             # state size. 3 x 96 x 96
         )
@@ -204,7 +220,7 @@ def is_spectral_norm(module: nn.Module) -> bool:
 
 
 def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
-                   spectral_norm: bool = False, d_batchnorm: bool = True
+                   spectral_norm: bool = False, d_batchnorm: bool = True, upsample: str = "deconv"
                    ) -> tuple[nn.Module, nn.Module]:
     """Both networks with the paper's init, drawn from a CPU generator seeded by `seed`, so the
     starting weights are the same on every machine and the global RNG is left alone. The
@@ -214,9 +230,9 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
     # below, and the global RNG is put back as it was.
     with torch.random.fork_rng(devices=[]):
         if arch == "resnet":
-            g, d = ResNetGenerator(nz, ngf), ResNetDiscriminator(ndf, d_batchnorm)
+            g, d = ResNetGenerator(nz, ngf, upsample), ResNetDiscriminator(ndf, d_batchnorm)
         else:
-            g, d = Generator(nz, ngf), Discriminator(ndf, d_batchnorm)
+            g, d = Generator(nz, ngf, upsample), Discriminator(ndf, d_batchnorm)
         for net in (g, d):
             for m in net.modules():
                 init_weights(m, rng)
@@ -227,7 +243,8 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
 
 def networks_for(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     """The initialised G and D that a training run with `cfg` starts from."""
-    return build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed, cfg.arch, cfg.spectral_norm, cfg.d_batchnorm)
+    return build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed, cfg.arch, cfg.spectral_norm, cfg.d_batchnorm,
+                          cfg.upsample)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -19,7 +19,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from model import checkpoint as ckpt
-from model import losses, tensorboard
+from model import losses, spectrum, tensorboard
 from model.augment import DiffAugment
 from model.batches import Batches
 from model.config import ConfigError, TrainConfig
@@ -112,7 +112,7 @@ class Trainer:
                         if cfg.augmentations else None)
         self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
         self.epoch_rng = self.data_rng.get_state()  # data stream as the current epoch began
-        self._swd_real: list[torch.Tensor] | None = None
+        self._real_stats: tuple | None = None  # the real sample's SWD descriptors, spectrum, colour
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -275,25 +275,32 @@ class Trainer:
         atomic_write_bytes(self.rundir.snapshot_path(epoch), png)
 
     def quality(self) -> dict[str, Any]:
-        """SWD between a fixed sample of real images and as many generated ones."""
+        """SWD between a fixed sample of real images and as many generated ones (raw G and, when
+        kept, the EMA G), and for the sampled G the checkerboard and colour measures of
+        model/spectrum.py."""
         n = min(self.cfg.swd_images, len(self.dataset))
         if n < 2:
             return {}
-        if self._swd_real is None:
+        if self._real_stats is None:
             pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
             real = torch.from_numpy(self.dataset.images[np.sort(pick.numpy())]).to(self.device)
-            self._swd_real = pyramid_descriptors(real.float().div_(127.5).sub_(1), seed=self.cfg.seed)
+            real = real.float().div_(127.5).sub_(1)
+            self._real_stats = (pyramid_descriptors(real, seed=self.cfg.seed), spectrum.power_spectrum(real),
+                                spectrum.colour_stats(real))
+        real_swd, real_spectrum, real_colour = self._real_stats
         noise = sample_noise((self.cfg.seed + 1) % 2**32, range(n), self.cfg.nz)
-        out = {}
+        out: dict[str, Any] = {}
         nets = [("swd", self.g)] + ([("swd_ema", self.g_ema)] if self.g_ema is not None else [])
         was_training = self.g.training
         self.g.eval()
         try:
             for key, net in nets:
                 fake = run_generator(net, noise, self.device).to(self.device)
-                res = swd(self._swd_real, fake, seed=self.cfg.seed)
+                res = swd(real_swd, fake, seed=self.cfg.seed)
                 out[key] = round(res["swd"], 4)
                 out[f"{key}_levels"] = [round(v, 4) for v in res["swd_levels"]]
+                if net is self.sample_net():
+                    out.update(spectrum.artefact(real_spectrum, fake), **spectrum.colour(real_colour, fake))
         finally:
             self.g.train(was_training)
         return out

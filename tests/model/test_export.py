@@ -58,10 +58,10 @@ print(extra["config.json"].decode())
 """
 
 
-def fake_run(root, arch: str = "seed", epoch: int = 3, ema: bool = True):
+def fake_run(root, arch: str = "seed", epoch: int = 3, ema: bool = True, upsample: str = "deconv"):
     """A run folder holding one checkpoint as training would leave it: moved BatchNorm
     statistics, and EMA weights that differ from the raw generator's."""
-    cfg = tiny_config(arch=arch)
+    cfg = tiny_config(arch=arch, upsample=upsample)
     g, d = networks_for(cfg)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -135,9 +135,9 @@ def test_a_generator_rebuilt_from_the_safetensors_metadata_draws_the_served_face
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["seed", "resnet"])
-def test_onnx_runs_in_onnxruntime_alone_and_draws_the_served_faces(arch, tmp_path):
-    run = fake_run(tmp_path / "run", arch=arch)
+@pytest.mark.parametrize("arch,upsample", [("seed", "deconv"), ("resnet", "deconv"), ("seed", "resize")])
+def test_onnx_runs_in_onnxruntime_alone_and_draws_the_served_faces(arch, upsample, tmp_path):
+    run = fake_run(tmp_path / "run", arch=arch, upsample=upsample)
     out = tmp_path / "g.onnx"
     export_run(RunDir(run).checkpoints, 3, "onnx", out, job_id="20260101-000000-abcdef")
     noise, expected = served_images(run)
@@ -151,6 +151,7 @@ def test_onnx_runs_in_onnxruntime_alone_and_draws_the_served_faces(arch, tmp_pat
     assert info["input"] == ["noise", ["batch", 100, 1, 1], "tensor(float)"]
     assert info["output"] == ["images", ["batch", 3, 96, 96]]
     assert info["meta"]["arch"] == arch and info["meta"]["epoch"] == "3" and info["meta"]["weights"] == "ema"
+    assert info["meta"]["upsample"] == upsample
     assert info["meta"]["job_id"] == "20260101-000000-abcdef" and info["meta"]["format"] == FORMAT
 
 

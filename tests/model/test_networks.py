@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from model.networks import Discriminator, Generator, build_networks, count_parameters
@@ -89,3 +90,25 @@ def test_wgan_gp_critic_has_no_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
     _, d = networks_for(TrainConfig(loss="hinge", ngf=16, ndf=16))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+
+
+@pytest.mark.parametrize("arch", ["seed", "resnet"])
+def test_a_resize_generator_has_no_strided_transposed_conv_and_the_seeds_shapes(arch):
+    from model.config import TrainConfig
+    from model.networks import networks_for
+
+    g, _ = networks_for(TrainConfig(arch=arch, upsample="resize", ngf=16, ndf=16))
+    transposed = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.stride for m in transposed] == [(1, 1)]  # only 1x1 noise -> 4x4, which overlaps nothing
+    out = g(torch.randn(2, 100, 1, 1))
+    assert out.shape == (2, 3, 96, 96) and out.min() >= -1 and out.max() <= 1
+    deconv, _ = networks_for(TrainConfig(arch=arch, ngf=16, ndf=16))
+    assert [m.stride for m in deconv.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1] == (3, 3)
+
+
+def test_the_seeds_generator_keeps_its_parameter_names():
+    # checkpoints written before `upsample` existed load into the deconv generator as they are
+    from model.networks import Generator
+    assert [k for k in Generator(100, 8).state_dict() if k.endswith("weight")] == [
+        "main.0.weight", "main.1.weight", "main.3.weight", "main.4.weight", "main.6.weight", "main.7.weight",
+        "main.9.weight", "main.10.weight", "main.12.weight"]

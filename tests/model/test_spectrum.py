@@ -1,0 +1,56 @@
+"""The checkerboard and colour measures (model/spectrum.py), and where training records them."""
+import json
+
+import torch
+
+from model.networks import build_networks
+from model.spectrum import artefact, colour, colour_stats, power_spectrum
+from model.train import train
+from tests.helpers import tiny_config
+
+
+def smooth_images(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    small = torch.rand(n, 3, 6, 6, generator=gen) * 2 - 1
+    return torch.nn.functional.interpolate(small, size=96, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def test_images_like_the_data_score_one_and_a_stamped_grid_scores_high():
+    real, other = power_spectrum(smooth_images(64, 0)), smooth_images(64, 1)
+    same = artefact(real, other)
+    assert all(0.8 < same[k] < 1.25 for k in ("artefact", "artefact_p2", "artefact_p3")), same
+    y, x = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    thirds = artefact(real, (other + 0.05 * ((y % 3 == 0) | (x % 3 == 0))).clamp(-1, 1))
+    checker = artefact(real, (other + 0.05 * ((y + x) % 2)).clamp(-1, 1))
+    assert thirds["artefact_p3"] > 10 and thirds["artefact_p2"] < 1.25
+    assert checker["artefact_p2"] > 10 and checker["artefact_p3"] < 1.25
+    brighter = (other * 0.5 + 0.5).clamp(-1, 1)  # a spectrum merely scaled is not an artefact
+    assert 0.8 < artefact(real, brighter)["artefact"] < 1.25
+
+
+def test_an_untrained_deconv_generator_stamps_a_grid_and_a_resize_one_does_not():
+    real = power_spectrum(smooth_images(64, 0))
+    scores = {}
+    for upsample in ("deconv", "resize"):
+        g, _ = build_networks(100, 16, 16, 0, upsample=upsample)
+        with torch.no_grad():
+            scores[upsample] = artefact(real, g.eval()(torch.randn(64, 100, 1, 1)))["artefact"]
+    assert scores["deconv"] > 5 and scores["resize"] < 2, scores
+
+
+def test_colour_ratios_are_one_for_the_data_and_see_saturation():
+    images = smooth_images(32, 2)
+    stats = colour_stats(images)
+    assert colour(stats, images) == {"saturation_ratio": 1.0, "brightness_ratio": 1.0}
+    grey = images.mean(dim=1, keepdim=True).expand_as(images)
+    assert colour(stats, grey)["saturation_ratio"] < 0.1
+
+
+def test_each_snapshot_epoch_records_the_measures_beside_swd(image_folder, tmp_path):
+    train(tiny_config(epochs=2, snapshot_epochs=(1,), swd_images=32), tmp_path / "run", data_dir=image_folder)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    for r in epochs:  # epoch 1 asked for, epoch 2 the last
+        assert {"swd", "swd_ema", "artefact", "artefact_p2", "artefact_p3", "saturation_ratio",
+                "brightness_ratio"} <= r.keys()
+        assert r["artefact"] > 0 and r["saturation_ratio"] > 0
