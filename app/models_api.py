@@ -16,9 +16,10 @@ router = APIRouter(tags=["models"])
 
 @router.get("/models/default", response_model=ModelInfo, responses=problems(404, 503),
             summary="The model /generate uses when no job is named",
-            description="The pinned (job, epoch) if any; else the newest checkpoint of the most "
-                        "recently succeeded job; else (nothing succeeded yet) the newest checkpoint "
-                        "of any job.")
+            description="The pinned (job, epoch) if any; else, among the succeeded jobs trained on "
+                        "the same data as the most recently succeeded one, the checkpoint with the "
+                        "lowest SWD; else that job's newest checkpoint; else (nothing succeeded yet) "
+                        "the newest checkpoint of any job. `reason` says which rule chose it.")
 def get_default_model(registry: RegistryDep) -> ModelInfo:
     return registry.describe(registry.get())
 
@@ -36,7 +37,7 @@ def set_default_model(body: DefaultModel, registry: RegistryDep) -> ModelInfo:
 
 
 @router.delete("/models/default", status_code=204, dependencies=[Authorized], responses=problems(401),
-               summary="Unpin: /generate goes back to the newest model of the last succeeded job")
+               summary="Unpin: /generate goes back to the rule (the best-SWD checkpoint on the newest data)")
 def unpin_default_model(registry: RegistryDep) -> Response:
     registry.unpin()
     return Response(status_code=204)

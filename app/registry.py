@@ -1,12 +1,9 @@
 """Which generator serves a request; loaded once per checkpoint, swapped without a restart, and
 bounded in memory whatever the requests.
 
-Unless a request names a job (and epoch), the model is, in this order:
-  1. the pinned (job, epoch) of POST /models/default (epoch left out: that job's newest);
-  2. the newest checkpoint of the most recently *succeeded* job;
-  3. when nothing has succeeded yet, the newest checkpoint of any job (a first-time user still
-     sees the first job's progress).
-A checkpoint that does not load (truncated, corrupt, unsafe) is skipped for the one before it
+Unless a request names a job (and epoch), the model is chosen by app/default_model.py: the pin,
+else the best-SWD checkpoint on the newest succeeded job's data, else that job's newest, else the
+newest of any job. A checkpoint that does not load (truncated, corrupt, unsafe) is skipped for the one before it
 and reported as a problem (/readyz says "degraded"); it is never a 500.
 
 Memory: at most `max_loaded` generators are held; the answers remembered between requests are
@@ -24,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from app.default_model import Choice, DefaultRule
 from app.schemas import ModelInfo
 from model.checkpoint import (
     SERVING_ENTRIES,
@@ -40,7 +38,7 @@ from model.networks import Discriminator, Generator
 from model.rundir import RunDir
 from model.runtime import release_free_memory
 from model.sampling import networks_from_checkpoint
-from worker.records import JOB_ID, JobRecord, JobState
+from worker.records import JOB_ID
 from worker.store import JobStore
 
 MAX_LOADED = 3  # generators kept in memory (the newest few checkpoints, or pinned ones)
@@ -93,7 +91,8 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._bad: dict[str, str] = {}  # identity -> why it did not load
         self._answers: dict[tuple[str | None, int | None], _Answer] = {}
-        self._default: tuple[float, str | None] = (-1e9, None)
+        self._default: tuple[float, Choice | None] = (-1e9, None)
+        self._rule = DefaultRule(self.store)
         self._load_slots = threading.BoundedSemaphore(load_concurrency)
         self._load_limit = load_concurrency + load_queue
         self._loads_waiting = 0
@@ -173,37 +172,15 @@ class ModelRegistry:
             raise BadModelRequest(f"no job {job_id!r}")
         return list_checkpoints(self._checkpoints_of(job_id))
 
-    def default_job(self) -> str | None:
-        """The job the default model comes from (see the module docstring), re-checked every
+    def default_choice(self) -> Choice | None:
+        """What serves when no job is named (see app/default_model.py), re-checked every
         check_seconds."""
-        checked_at, job = self._default
+        checked_at, choice = self._default
         if time.monotonic() - checked_at < self.check_seconds:
-            return job
-        pin = self.pinned()
-        job = pin[0] if pin is not None else self._newest_succeeded() or self._newest_written()
-        self._default = (time.monotonic(), job)
-        return job
-
-    def _newest_succeeded(self) -> str | None:
-        done = [r for r in self.store.list() if isinstance(r, JobRecord) and r.state is JobState.SUCCEEDED
-                and list_checkpoints(self._checkpoints_of(r.job_id))]
-        return max(done, key=lambda r: (r.finished_at or 0.0, r.job_id)).job_id if done else None
-
-    def _newest_written(self) -> str | None:
-        best, best_time = None, -1
-        if not self.runs_dir.is_dir():
-            return None
-        for p in self.runs_dir.iterdir():
-            if not JOB_ID.match(p.name):
-                continue
-            for ref in list_checkpoints(RunDir(p).checkpoints)[-1:]:
-                try:
-                    mtime = ref.path.stat().st_mtime_ns
-                except OSError:
-                    continue
-                if mtime > best_time:
-                    best, best_time = p.name, mtime
-        return best
+            return choice
+        choice = self._rule.choose(self.pinned())
+        self._default = (time.monotonic(), choice)
+        return choice
 
     def cached(self, job_id: str | None = None, epoch: int | None = None) -> Loaded | None:
         """The model `get` gave for the same question less than check_seconds ago, if it is
@@ -231,19 +208,31 @@ class ModelRegistry:
         return self._resolve(None, None)
 
     def describe(self, model: Loaded) -> ModelInfo:
+        """The default model as GET /models/default tells it: which checkpoint, and why."""
+        choice = self.default_choice()
+        if choice is None or choice.job_id != model.job_id:  # the default moved since it was loaded
+            reason, swd = "the default model when it was asked for", None
+        elif choice.epoch is not None and choice.epoch != model.ref.epoch:
+            reason, swd = f"{choice.reason}; epoch {choice.epoch} did not load, so the job's newest", None
+        else:
+            reason, swd = choice.reason, choice.swd
         return ModelInfo(job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch,
-                         pinned=self.pinned() is not None)
+                         pinned=self.pinned() is not None, reason=reason, swd=swd)
 
     def _resolve(self, job_id: str | None, epoch: int | None) -> tuple[Loaded, list[str]]:
         missing = NoModel if job_id is None else BadModelRequest
         if job_id is None:
-            pin = self.pinned()
-            job_id = self.default_job()
-            if pin is not None and pin[0] == job_id and epoch is None:
-                epoch = pin[1]
-        if job_id is None:
-            raise NoModel("no trained model yet: start a job with POST /train (or `make run`, "
-                          "which queues a demo job) and try again after its first epoch")
+            choice = self.default_choice()
+            if choice is None:
+                raise NoModel("no trained model yet: start a job with POST /train (or `make run`, "
+                              "which queues a demo job) and try again after its first epoch")
+            if epoch is None and choice.epoch is not None and self.pinned() is None:
+                try:  # the best checkpoint, or the job's newest should that one not load
+                    return self._resolve(choice.job_id, choice.epoch)
+                except BadModelRequest as exc:
+                    loaded, problems = self._resolve(choice.job_id, None)
+                    return loaded, [str(exc), *problems]
+            job_id, epoch = choice.job_id, epoch if epoch is not None else choice.epoch
         refs = self._checkpoints(job_id)
         if epoch is not None:
             refs = [r for r in refs if r.epoch == epoch and r.batch == 0]

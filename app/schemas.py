@@ -196,11 +196,14 @@ class DefaultModel(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """Which checkpoint answers: the job, the file, its epoch, and whether it was pinned."""
+    """Which checkpoint answers: the job, the file, its epoch, whether it was pinned, and why it
+    is the one (app/default_model.py)."""
     job_id: str
     checkpoint: str
     epoch: int
     pinned: bool
+    reason: str = ""
+    swd: Optional[float] = None  # its SWD, when that is why it serves
 
 
 class CheckpointInfo(BaseModel):

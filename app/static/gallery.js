@@ -180,7 +180,8 @@ async function refreshServed() {
     return;
   }
   $("#served").textContent = served
-    ? `${served.job_id}/${served.checkpoint} (${served.pinned ? "pinned" : "newest"})` : "no model yet";
+    ? `${served.job_id}/${served.checkpoint}: ${served.reason || (served.pinned ? "pinned" : "newest")}`
+    : "no model yet";
   $("#unpin").hidden = !(served && served.pinned);
   for (const card of $$("section.job")) {
     $("[data-field=serving]", card).hidden = !(served && served.job_id === card.dataset.job);

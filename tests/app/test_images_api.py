@@ -56,7 +56,8 @@ def test_readyz_names_the_served_checkpoint(served):
     c, job_id = served
     ready = c.get("/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == {
-        "job_id": job_id, "checkpoint": "epoch-0002.pt", "epoch": 2, "pinned": False}
+        "job_id": job_id, "checkpoint": "epoch-0002.pt", "epoch": 2, "pinned": False, "swd": None,
+        "reason": f"the newest checkpoint of the last succeeded job {job_id}: no SWD was measured on its data"}
 
 
 def test_pinning_an_epoch_makes_it_the_default(served):

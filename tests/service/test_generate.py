@@ -129,6 +129,6 @@ def test_a_pin_survives_a_newer_job_and_checkpoint_pruning_and_unpin_falls_back(
     assert kept == [1, 2, 4, 5, 6]
     assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0001.pt"
     assert c.get("/readyz").json()["model"]["pinned"] is True
-    # unpinned: the newest checkpoint of the most recently succeeded job (a, extended last)
+    # unpinned, with no SWD measured (swd_images 0): the newest checkpoint of the last succeeded job
     assert c.delete("/models/default", headers=AUTH).status_code == 204
     assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0006.pt"
