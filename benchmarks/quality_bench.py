@@ -12,6 +12,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   demo      the demo job's settings before the fast preset: g_every 1, batch 32, ngf/ndf 32
   fast      the `fast` preset (model/presets.py)
   fast-resize  the same with G's upsampling by resize + conv (no transposed convs)
+  fast-even    the same with G's last transposed conv 9x9 (an even overlap at stride 3)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -50,6 +51,7 @@ CONFIGS: dict[str, dict] = {
     "demo": {"g_every": 1, "batch_size": 32, "ngf": 32, "ndf": 32},
     "fast": {"preset": "fast"},
     "fast-resize": {"preset": "fast", "upsample": "resize"},
+    "fast-even": {"preset": "fast", "upsample": "even"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)

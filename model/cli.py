@@ -1,4 +1,4 @@
-"""`python -m model {train,generate,export,synth}`: a thin command line over the library functions."""
+"""`python -m model {train,generate,export,publish,synth}`: a thin command line over the library functions."""
 from __future__ import annotations
 
 import argparse
@@ -107,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epoch", type=int, help="checkpoint epoch (default: newest)")
     e.add_argument("--format", required=True, choices=["safetensors", "onnx", "torchscript"])
     e.add_argument("--out", type=Path, required=True, help="output file")
+
+    pb = sub.add_parser("publish", help="write a static site of faces: one image per seed, a manifest, index.html",
+                        description="Writes OUT/seedNNNNNN.png (or .webp) per seed (the face "
+                                    "/generate?seed=S&n=1 shows), OUT/manifest.json and OUT/index.html (a "
+                                    "random face per load and a grid), for any static host. Run it again to "
+                                    "resume or to add seeds.")
+    pb.add_argument("--run", type=Path, required=True, metavar="RUN_DIR")
+    pb.add_argument("--epoch", type=int, help="checkpoint epoch (default: newest)")
+    pb.add_argument("--seeds", required=True, metavar="LIST", help="seeds and ranges, e.g. 0-99999")
+    pb.add_argument("--out", type=Path, required=True, metavar="DIR", help="the site's folder")
+    pb.add_argument("--format", choices=["png", "webp"], default="png")
+    pb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     s = sub.add_parser("synth", help="write a procedural anime-face dataset (for demos and tests)")
     s.add_argument("--out", type=Path, required=True, help="dataset folder (ImageFolder layout)")
@@ -258,6 +270,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.publish import publish
+    from model.seeds import SeedsError, parse_seeds
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except SeedsError as exc:
+        raise ConfigError(f"--seeds: {exc}") from None
+    with tqdm(total=len(seeds), desc="faces", unit="face") as bar:
+        done = publish(args.run, seeds, args.out, args.format, args.epoch, args.device,
+                       progress=lambda n, _total: bar.update(n - bar.n))
+    print(f"{args.out}: {done.written} faces written, {done.kept} already there, from {done.checkpoint.path}; "
+          f"open {args.out / 'index.html'}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from model.synth import write_dataset
 
@@ -274,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from model.export import ExportError
 
     args = build_parser().parse_args(argv)
-    commands = {"train": _cmd_train, "generate": _cmd_generate, "export": _cmd_export, "synth": _cmd_synth}
+    commands = {"train": _cmd_train, "generate": _cmd_generate, "export": _cmd_export, "publish": _cmd_publish,
+                "synth": _cmd_synth}
     try:
         return commands[args.command](args)
     except (ConfigError, DataError, CheckpointError, ExportError) as exc:

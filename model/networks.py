@@ -11,8 +11,8 @@ from model.config import TrainConfig
 
 
 def _double(cin: int, cout: int, upsample: str) -> nn.Module:
-    """Twice the side: the seed's 4x4 stride-2 transposed conv, or a nearest-neighbour resize
-    and a 3x3 conv (every output pixel then sees the same number of kernel taps)."""
+    """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap), or a
+    nearest-neighbour resize and a 3x3 conv."""
     if upsample == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
@@ -20,9 +20,12 @@ def _double(cin: int, cout: int, upsample: str) -> nn.Module:
 
 def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     """32 -> 96 px and to 3 channels: the seed's 5x5 stride-3 transposed conv (its kernel
-    overlaps unevenly: the period-3 checkerboard), or a x3 nearest resize and a 3x3 conv."""
+    overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
+    pixel), or a x3 nearest resize and a 3x3 conv."""
     if upsample == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=3), nn.Conv2d(cin, 3, 3, 1, 1, bias=False))
+    if upsample == "even":
+        return nn.ConvTranspose2d(cin, 3, 9, 3, 3, bias=False)
     return nn.ConvTranspose2d(cin, 3, 5, 3, 1, bias=False)
 
 
