@@ -22,7 +22,7 @@ from app.errors import problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded, ModelRegistry
-from app.settings import get_settings
+from app.settings import Settings
 from app.zipstream import ZipWriter
 from model.checkpoint import CheckpointError, list_checkpoints
 from model.export import FORMATS, ExportError, export_run
@@ -30,9 +30,6 @@ from model.faces import chunked, face_name, render_faces
 from model.rundir import RunDir
 from model.seeds import SEEDS_PATTERN, SeedsError, parse_seeds
 from worker.errors import JobNotFound
-
-router = APIRouter()
-_LIMITS = get_settings()  # the zip's bound goes into the OpenAPI schema
 
 # One export at a time per process: torch's exporters keep global state, and each takes a core.
 _EXPORT_SLOT = threading.BoundedSemaphore(1)
@@ -58,19 +55,6 @@ def _build_export(run: RunDir, job_id: str, epoch: int | None, fmt: str) -> tupl
     return f, f"{job_id}-{done.checkpoint.path.stem}{FORMATS[fmt]}", done.checkpoint.name
 
 
-@router.get("/jobs/{job_id}/export", tags=["models"], response_class=StreamingResponse,
-            dependencies=[Authorized],
-            responses={200: {"content": {"application/octet-stream": {}},
-                             "description": "the generator file, as an attachment; X-Checkpoint names its "
-                                            "checkpoint"},
-                       **problems(401, 404, 409, 422, 503)},
-            summary="A job's generator as one file (safetensors or ONNX)",
-            description="The generator /generate samples with (EMA weights when the job kept them) and "
-                        "its config (nz, ngf, arch, image size, epoch, job) in the file's metadata. "
-                        "safetensors loads with the `safetensors` package alone; the ONNX net runs in "
-                        "onnxruntime: input `noise` (N, nz, 1, 1) float32, output `images` "
-                        "(N, 3, 96, 96) in [-1, 1]. 409: the checkpoint does not load; 503: another "
-                        "export is running (Retry-After) or this server cannot write the format.")
 def export_job(job_id: JobId, store: StoreDep,
                epoch: Annotated[int | None, Query(ge=1, le=100_000,
                                                   description="checkpoint epoch (default: the newest)")] = None,
@@ -143,15 +127,6 @@ async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) ->
     return hot if hot is not None else await anyio.to_thread.run_sync(registry.get, job, epoch)
 
 
-@router.get("/faces.zip", tags=["images"], response_class=StreamingResponse,
-            responses={200: {"content": {"application/zip": {}},
-                             "description": "a zip of seedNNNN.png files, streamed as they render; "
-                                            "X-Checkpoint names the checkpoint"},
-                       **problems(404, 422, 503)},
-            summary="One PNG per seed, as a zip",
-            description="Member `seedNNNN.png` is the face of seed NNNN: byte for byte what "
-                        "/generate?seed=NNNN&n=1 returns with the same job, epoch and truncation. "
-                        f"At most {_LIMITS.max_zip_faces} distinct seeds (MAX_ZIP_FACES).")
 async def faces_zip(request: Request, registry: RegistryDep, renderer: RendererDep, settings: SettingsDep,
                     seeds: Annotated[str, Query(
                         pattern=SEEDS_PATTERN, max_length=1000,
@@ -173,3 +148,31 @@ async def faces_zip(request: Request, registry: RegistryDep, renderer: RendererD
         "Content-Disposition": 'attachment; filename="faces.zip"',
         "X-Checkpoint": model.tag,
         "Cache-Control": "no-cache"})
+
+
+def router(settings: Settings) -> APIRouter:
+    """The export and zip routes, made per app: the zip's description states `settings`' cap."""
+    routes = APIRouter()
+    routes.get("/jobs/{job_id}/export", tags=["models"], response_class=StreamingResponse,
+               dependencies=[Authorized],
+               responses={200: {"content": {"application/octet-stream": {}},
+                                "description": "the generator file, as an attachment; X-Checkpoint names its "
+                                               "checkpoint"},
+                          **problems(401, 404, 409, 422, 503)},
+               summary="A job's generator as one file (safetensors or ONNX)",
+               description="The generator /generate samples with (EMA weights when the job kept them) and "
+                           "its config (nz, ngf, arch, image size, epoch, job) in the file's metadata. "
+                           "safetensors loads with the `safetensors` package alone; the ONNX net runs in "
+                           "onnxruntime: input `noise` (N, nz, 1, 1) float32, output `images` "
+                           "(N, 3, 96, 96) in [-1, 1]. 409: the checkpoint does not load; 503: another "
+                           "export is running (Retry-After) or this server cannot write the format.")(export_job)
+    routes.get("/faces.zip", tags=["images"], response_class=StreamingResponse,
+               responses={200: {"content": {"application/zip": {}},
+                                "description": "a zip of seedNNNN.png files, streamed as they render; "
+                                               "X-Checkpoint names the checkpoint"},
+                          **problems(404, 422, 503)},
+               summary="One PNG per seed, as a zip",
+               description="Member `seedNNNN.png` is the face of seed NNNN: byte for byte what "
+                           "/generate?seed=NNNN&n=1 returns with the same job, epoch and truncation. "
+                           f"At most {settings.max_zip_faces} distinct seeds (MAX_ZIP_FACES).")(faces_zip)
+    return routes

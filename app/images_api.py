@@ -1,6 +1,9 @@
-"""GET /generate and GET /interpolate: images from seeded noise, rendered off the event loop."""
-from __future__ import annotations
+"""GET /generate and GET /interpolate: images from seeded noise, rendered off the event loop.
 
+The routes are made per app by `router(settings)`, so the caps in their parameters (and in the
+OpenAPI schema clients read) are the ones the app was created with. (No postponed annotations
+here: FastAPI reads the parameters' types when the routes are made, and the capped ones are local.)
+"""
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -11,11 +14,8 @@ from app.deps import RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
 from app.render import GridQuery, StripQuery, etag, render_grid, render_strip
-from app.settings import get_settings
+from app.settings import Settings
 from model.imageio import FORMATS
-
-router = APIRouter(tags=["images"])
-_LIMITS = get_settings()  # bounds go into the OpenAPI schema, so clients see this server's caps
 
 MEDIA = {**FORMATS, "gif": "image/gif"}
 Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="noise seed: same seed, same faces")]
@@ -57,42 +57,47 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Callab
     return Response(body, media_type=media_type, headers={**headers, "X-Cache": "hit" if hit else "miss"})
 
 
-@router.get("/generate", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
-            summary="A grid of faces from seeded noise",
-            description="Image i of a seed is the same face whatever n is. Same query and same "
-                        "checkpoint give byte-identical bytes.")
-async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
-                        seed: Seed = 42,
-                        n: Annotated[int, Query(ge=1, le=_LIMITS.max_n, description="images in the grid")] = 64,
-                        nrow: Annotated[int, Query(ge=1, le=64, description="images per row")] = 8,
-                        best_of: Annotated[int | None, Query(
-                            ge=1, le=_LIMITS.max_best_of,
-                            description="draw this many candidates and keep the n that D scores "
-                                        "highest, best first (at least n are drawn)")] = None,
-                        truncation: Truncation = None,
-                        format: Literal["png", "jpeg", "webp"] = "png",
-                        job: JobQ = None, epoch: EpochQ = None,
-                        if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
-    model = await _model(registry, job, epoch)
-    candidates = max(best_of, n) if best_of is not None else None
-    query = GridQuery(seed, n, nrow, candidates, truncation, format)
-    return await _answer(request, renderer, model, query, lambda: render_grid(model, query), MEDIA[format],
-                         pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+def router(settings: Settings) -> APIRouter:
+    """The image routes, with `settings`' caps on n, best_of and steps."""
+    routes = APIRouter(tags=["images"])
+    GridN = Annotated[int, Query(ge=1, le=settings.max_n, description="images in the grid")]
+    BestOf = Annotated[int | None, Query(ge=1, le=settings.max_best_of,
+                                         description="draw this many candidates and keep the n that D scores "
+                                                     "highest, best first (at least n are drawn)")]
+    Steps = Annotated[int, Query(ge=2, le=settings.max_interpolate_steps, description="faces in the strip")]
 
-
-@router.get("/interpolate", response_class=Response, responses=_image_responses("png", "jpeg", "webp", "gif"),
-            summary="A walk between two seeds' faces",
-            description="A strip of `steps` faces from image 0 of seed_a to image 0 of seed_b "
-                        "(spherical interpolation); format=gif animates it back and forth.")
-async def interpolate_strip(request: Request, registry: RegistryDep,
-                            renderer: RendererDep, seed_a: Seed = 1, seed_b: Seed = 2,
-                            steps: Annotated[int, Query(ge=2, le=_LIMITS.max_interpolate_steps,
-                                                        description="faces in the strip")] = 8,
-                            truncation: Truncation = None,
-                            format: Literal["png", "jpeg", "webp", "gif"] = "png",
+    @routes.get("/generate", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
+                summary="A grid of faces from seeded noise",
+                description="Image i of a seed is the same face whatever n is. Same query and same "
+                            "checkpoint give byte-identical bytes.")
+    async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
+                            seed: Seed = 42, n: GridN = 64,
+                            nrow: Annotated[int, Query(ge=1, le=64, description="images per row")] = 8,
+                            best_of: BestOf = None, truncation: Truncation = None,
+                            format: Literal["png", "jpeg", "webp"] = "png",
                             job: JobQ = None, epoch: EpochQ = None,
                             if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
-    model = await _model(registry, job, epoch)
-    query = StripQuery(seed_a, seed_b, steps, truncation, format)
-    return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
-                         pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+        model = await _model(registry, job, epoch)
+        candidates = max(best_of, n) if best_of is not None else None
+        query = GridQuery(seed, n, nrow, candidates, truncation, format)
+        return await _answer(request, renderer, model, query, lambda: render_grid(model, query), MEDIA[format],
+                             pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+
+    @routes.get("/interpolate", response_class=Response,
+                responses=_image_responses("png", "jpeg", "webp", "gif"),
+                summary="A walk between two seeds' faces",
+                description="A strip of `steps` faces from image 0 of seed_a to image 0 of seed_b "
+                            "(spherical interpolation); format=gif animates it back and forth.")
+    async def interpolate_strip(request: Request, registry: RegistryDep, renderer: RendererDep,
+                                seed_a: Seed = 1, seed_b: Seed = 2, steps: Steps = 8,
+                                truncation: Truncation = None,
+                                format: Literal["png", "jpeg", "webp", "gif"] = "png",
+                                job: JobQ = None, epoch: EpochQ = None,
+                                if_none_match: Annotated[str | None, Header(max_length=1024)] = None
+                                ) -> Response:
+        model = await _model(registry, job, epoch)
+        query = StripQuery(seed_a, seed_b, steps, truncation, format)
+        return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
+                             pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+
+    return routes

@@ -4,9 +4,11 @@ Every route here touches the job store (fsync, locks, directory listings), so ev
 plain `def`: FastAPI runs it in its thread pool and the event loop never waits on the disk.
 Errors of the job side (not found, conflict, busy, queue down) become HTTP answers in
 app/errors.py.
-"""
-from __future__ import annotations
 
+POST /train's body carries the app's caps in its bounds, so the routes are made per app by
+`router(settings)`. (No postponed annotations here: FastAPI reads the body's type when the route
+is made, and that type is local to the call.)
+"""
 import functools
 import re
 from pathlib import Path
@@ -18,7 +20,7 @@ from fastapi.responses import FileResponse
 
 from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsDep, StoreDep
 from app.errors import problems
-from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, TrainRequest
+from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, train_request
 from app.settings import Settings
 from model.rundir import RunDir
 from worker import jobs
@@ -27,7 +29,7 @@ from worker.errors import JobDamaged
 from worker.records import JOB_ID, DamagedRecord, JobRecord, JobState, SyntheticData
 from worker.store import JobStore
 
-router = APIRouter(tags=["jobs"])
+_routes = APIRouter(tags=["jobs"])  # all but POST /train, which router() adds per app
 
 JobId = Annotated[str, PathParam(pattern=JOB_ID.pattern, description="job id, as POST /train returned it")]
 
@@ -67,38 +69,45 @@ def read_view(store: JobStore, job_id: str, public: Settings | None = None) -> J
         return job_view(store, DamagedRecord(job_id=job_id, error=str(exc), updated_at=0.0), public)
 
 
-@router.post("/train", status_code=202, response_model=Accepted, dependencies=[Authorized],
-             responses=problems(401, 404, 413, 422, 429, 503),
-             summary="Start a training job",
-             description="Queues a job; a worker trains it. Send an `Idempotency-Key` header to "
-                         "make retries safe: the same key with the same body always answers with "
-                         "the same job (with another body, 422).")
-def start_training(body: TrainRequest, response: Response, settings: SettingsDep, store: StoreDep,
-                   enqueue: EnqueueDep,
-                   idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Accepted:
-    cfg = body.train_config()
-    if body.dataset == "synthetic":
-        data = SyntheticData(synthetic_images=body.synthetic_images, synthetic_seed=cfg.seed)
-    else:
-        data = folder_data(settings.data_root, body.data_dir)
-    job_id, _created = jobs.submit(store, cfg.to_dict(), data, enqueue, max_active=settings.max_active_jobs,
-                                   idempotency_key=idempotency_key)
-    response.headers["Location"] = f"/jobs/{job_id}"
-    return Accepted(job_id=job_id, status_url=f"/jobs/{job_id}")
+def router(settings: Settings) -> APIRouter:
+    """POST /train, its body bounded by `settings`' caps, then the /jobs routes."""
+    routes = APIRouter(tags=["jobs"])
+    TrainBody = train_request(settings)
+
+    @routes.post("/train", status_code=202, response_model=Accepted, dependencies=[Authorized],
+                 responses=problems(401, 404, 413, 422, 429, 503),
+                 summary="Start a training job",
+                 description="Queues a job; a worker trains it. Send an `Idempotency-Key` header to "
+                             "make retries safe: the same key with the same body always answers with "
+                             "the same job (with another body, 422).")
+    def start_training(body: TrainBody, response: Response, store: StoreDep, enqueue: EnqueueDep,
+                       idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Accepted:
+        cfg = body.train_config()
+        if body.dataset == "synthetic":
+            data = SyntheticData(synthetic_images=body.synthetic_images, synthetic_seed=cfg.seed)
+        else:
+            data = folder_data(settings.data_root, body.data_dir)
+        job_id, _created = jobs.submit(store, cfg.to_dict(), data, enqueue, max_active=settings.max_active_jobs,
+                                       idempotency_key=idempotency_key)
+        response.headers["Location"] = f"/jobs/{job_id}"
+        return Accepted(job_id=job_id, status_url=f"/jobs/{job_id}")
+
+    routes.include_router(_routes)
+    return routes
 
 
-@router.get("/jobs", response_model=JobList, summary="All jobs, newest first")
+@_routes.get("/jobs", response_model=JobList, summary="All jobs, newest first")
 def list_jobs(store: StoreDep, settings: SettingsDep, operator: OperatorDep) -> JobList:
     public = None if operator else settings
     return JobList(jobs=[job_view(store, r, public) for r in store.list()])
 
 
-@router.get("/jobs/{job_id}", response_model=Job, responses=problems(404, 422), summary="One job")
+@_routes.get("/jobs/{job_id}", response_model=Job, responses=problems(404, 422), summary="One job")
 def get_job(job_id: JobId, store: StoreDep, settings: SettingsDep, operator: OperatorDep) -> Job:
     return read_view(store, job_id, None if operator else settings)
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=Job, status_code=202, dependencies=[Authorized],
+@_routes.post("/jobs/{job_id}/cancel", response_model=Job, status_code=202, dependencies=[Authorized],
              responses=problems(401, 404, 409, 422, 503),
              summary="Cancel a job",
              description="A queued job is cancelled at once; a running one checkpoints and stops "
@@ -107,7 +116,7 @@ def cancel_job(job_id: JobId, store: StoreDep) -> Job:
     return job_view(store, jobs.cancel(store, job_id))
 
 
-@router.post("/jobs/{job_id}/resume", response_model=Job, status_code=202, dependencies=[Authorized],
+@_routes.post("/jobs/{job_id}/resume", response_model=Job, status_code=202, dependencies=[Authorized],
              responses=problems(401, 404, 409, 422, 503),
              summary="Resume a cancelled or failed job from its last checkpoint, or extend a job",
              description="With `{\"epochs\": N}` (more than it has), a succeeded, cancelled or failed "
@@ -117,7 +126,7 @@ def resume_job(job_id: JobId, store: StoreDep, enqueue: EnqueueDep,
     return job_view(store, jobs.resume(store, job_id, enqueue, body.epochs if body else None))
 
 
-@router.delete("/jobs/{job_id}", status_code=204, dependencies=[Authorized],
+@_routes.delete("/jobs/{job_id}", status_code=204, dependencies=[Authorized],
                responses=problems(401, 404, 409, 422, 503),
                summary="Delete a job that is not queued or running, with its files (and its pin)")
 def delete_job(job_id: JobId, store: StoreDep, registry: RegistryDep) -> Response:
@@ -126,7 +135,7 @@ def delete_job(job_id: JobId, store: StoreDep, registry: RegistryDep) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/jobs/{job_id}/snapshots/{epoch}.png", response_class=FileResponse,
+@_routes.get("/jobs/{job_id}/snapshots/{epoch}.png", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}, "description": "the 8x8 fixed-noise grid"},
                        **problems(404, 422)},
             summary="The fixed-noise grid rendered after an epoch")
@@ -138,7 +147,7 @@ def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 
-@router.get("/jobs/{job_id}/reals.png", response_class=FileResponse,
+@_routes.get("/jobs/{job_id}/reals.png", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}, "description": "a grid of training images"},
                        **problems(404, 422)},
             summary="A grid of the job's training images (written when training starts)")
@@ -149,7 +158,7 @@ def get_reals(job_id: JobId, store: StoreDep) -> FileResponse:
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 
-@router.get("/jobs/{job_id}/metrics", response_model=MetricsSeries, responses=problems(404, 422),
+@_routes.get("/jobs/{job_id}/metrics", response_model=MetricsSeries, responses=problems(404, 422),
             summary="Loss, speed and quality series for plots",
             description="At most MAX_METRIC_POINTS evenly spaced points per series, however long the job.")
 def get_metrics(job_id: JobId, store: StoreDep, settings: SettingsDep) -> MetricsSeries:

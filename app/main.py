@@ -15,7 +15,7 @@ from app import apidocs, export_api, gallery, images_api, jobs_api, models_api, 
 from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware
 from app.observability import LatencyMiddleware, Metrics
-from app.queue import QueueSender, celery_enqueue
+from app.queue import QueueSender, celery_sender
 from app.registry import ModelRegistry
 from app.render import Renderer
 from app.settings import Settings, get_settings
@@ -50,8 +50,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
 
 
 def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] | None = None) -> FastAPI:
-    """The app for `settings`. `enqueue(job_id)` sends a job's wake-up message (default: by
-    Celery task name, bounded by BROKER_TIMEOUT); tests pass their own."""
+    """The app for `settings` (default: the environment's): its caps, its store, its broker.
+    `enqueue(job_id)` sends a job's wake-up message (default: by Celery task name, through a
+    Celery app made from `settings`, bounded by BROKER_TIMEOUT); tests pass their own."""
     settings = settings or get_settings()
     limit_malloc_arenas()  # many threads run torch here; see model/runtime.py
     app = FastAPI(title="DCGAN faces", version="0.1.0",
@@ -61,14 +62,15 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     store = JobStore(settings.runs_dir)
     app.state.settings = settings
     app.state.store = store
-    app.state.enqueue = QueueSender(enqueue or celery_enqueue, timeout=settings.broker_timeout + 1.0)
+    app.state.enqueue = QueueSender(enqueue or celery_sender(settings), timeout=settings.broker_timeout + 1.0)
     app.state.registry = ModelRegistry(settings.runs_dir, resolve_device(settings.device),
                                        settings.model_check_seconds)
     app.state.renderer = Renderer(settings.response_cache_bytes, settings.generate_concurrency,
                                   settings.generate_queue)
     app.state.metrics = Metrics(store)
-    for router in (jobs_api.router, images_api.router, models_api.router, export_api.router, ops_api.router,
-                   gallery.router):
+    # The routers whose bounds are settings are made for this app (their caps show in its schema).
+    for router in (jobs_api.router(settings), images_api.router(settings), models_api.router,
+                   export_api.router(settings), ops_api.router, gallery.router):
         app.include_router(router)
     app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC_DIR), name="static")

@@ -1,26 +1,32 @@
 """Sending wake-up messages from the API, so that a sick broker can never take the API with it.
 
-The send itself (worker.celery_app.enqueue) already gives up when the broker refuses or stays
+The send itself (worker.celery_app.Broker.enqueue) already gives up when the broker refuses or stays
 silent past its socket timeout; on top of that every send runs on a small pool of its own with
 a hard deadline. A request waits at most `timeout` seconds, and when all sends are stuck the
 next request is told at once, instead of each one tying up a thread the rest of the API needs.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from worker.errors import BrokerUnavailable
+from worker.settings import ServiceSettings
 
 
-def celery_enqueue(job_id: str) -> None:
-    """The real send, imported on first use: the app starts (and its tests run) without Celery
-    loaded until a job is actually queued."""
-    from worker.celery_app import enqueue
+def celery_sender(settings: ServiceSettings) -> Callable[[str], None]:
+    """The real send, through a Celery app made from `settings` on first use: the app starts
+    (and its tests run) without Celery loaded until a job is actually queued."""
+    @functools.cache
+    def broker():
+        from worker.celery_app import Broker
 
-    enqueue(job_id)
+        return Broker(settings)
+
+    return lambda job_id: broker().enqueue(job_id)
 
 
 class QueueSender:

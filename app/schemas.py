@@ -3,19 +3,17 @@ so its defaults and bounds are the model's, never a second copy."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal, Optional
+import functools
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
-from app.settings import get_settings
+from app.settings import Settings
 from model.config import TrainConfig, field_kind
 from model.presets import PRESETS, resolve
 from worker.records import DatasetInfo, JobState
 
 _DEFAULTS = TrainConfig()
-_SERVER = get_settings()
-# This server's tighter caps on some TrainConfig fields (policy, not the model's hard limits).
-_CAPS = {"batch_size": _SERVER.max_batch_size, "ngf": _SERVER.max_width, "ndf": _SERVER.max_width}
 # A relative path of plain names: no leading '/', no '.' or '..' or hidden parts, no '\\' or NUL.
 DATA_DIR_PATTERN = r"^[^/\\\x00.][^/\\\x00]*(/[^/\\\x00.][^/\\\x00]*)*/?$"
 
@@ -33,25 +31,25 @@ def json_int(**bounds: int) -> Any:
 JsonInt = json_int()
 
 
-def _train_fields() -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        kind = field_kind(f.name)
-        meta = {k: f.metadata[k] for k in ("ge", "le", "gt") if f.metadata.get(k) is not None}
-        if f.name in _CAPS:
-            meta["le"] = min(meta["le"], _CAPS[f.name])
-        default = getattr(_DEFAULTS, f.name)
-        if kind is tuple:
-            ann: Any = list[json_int(ge=1, le=100_000)]
-            fld = Field(default=list(default), description=f.metadata["help"], min_length=1, max_length=1000)
-        elif kind is str:
-            ann = Literal[tuple(f.metadata["choices"])]
-            fld = Field(default=default, description=f.metadata["help"])
-        else:
-            ann = {int: JsonInt, float: float, bool: bool}[kind]
-            fld = Field(default=default, description=f.metadata["help"], strict=True, **meta)
-        fields[f.name] = (ann, fld)
-    return fields
+def _train_field(f: dataclasses.Field, cap: int | None = None) -> tuple[Any, Any]:
+    """A TrainConfig field as a request field: its default, help and bounds (`cap` lowers its
+    upper bound)."""
+    kind = field_kind(f.name)
+    meta = {k: f.metadata[k] for k in ("ge", "le", "gt") if f.metadata.get(k) is not None}
+    if cap is not None:
+        meta["le"] = min(meta["le"], cap)
+    default = getattr(_DEFAULTS, f.name)
+    if kind is tuple:
+        return list[json_int(ge=1, le=100_000)], Field(default=list(default), description=f.metadata["help"],
+                                                       min_length=1, max_length=1000)
+    if kind is str:
+        return Literal[tuple(f.metadata["choices"])], Field(default=default, description=f.metadata["help"])
+    ann = {int: JsonInt, float: float, bool: bool}[kind]
+    return ann, Field(default=default, description=f.metadata["help"], strict=True, **meta)
+
+
+def _synthetic_images(cap: int | None = None) -> tuple[Any, Any]:
+    return JsonInt, Field(2048, ge=16, le=cap, description="images in the synthetic dataset")
 
 
 def _no_default(**extra: Any):
@@ -62,18 +60,20 @@ def _no_default(**extra: Any):
     return edit
 
 
-_TrainFields = create_model("_TrainFields", __config__=ConfigDict(extra="forbid"), **_train_fields())
+_TrainFields = create_model("_TrainFields", __config__=ConfigDict(extra="forbid"),
+                            **{f.name: _train_field(f) for f in dataclasses.fields(TrainConfig)})
 
 
 class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
     """Any TrainConfig field (the seed's value when left out) plus where the images come from:
-    exactly one of `data_dir`, a folder relative to DATA_ROOT, or `"dataset": "synthetic"`."""
+    exactly one of `data_dir`, a folder relative to DATA_ROOT, or `"dataset": "synthetic"`.
+    A server takes the subclass `train_request(settings)` makes, with its caps."""
+    caps: ClassVar[dict[str, int]] = {}  # this server's tighter bounds on some fields (policy)
     data_dir: str = Field(None, min_length=1, max_length=1024, description="folder under DATA_ROOT",
                           json_schema_extra=_no_default(pattern=DATA_DIR_PATTERN))
     dataset: Literal["synthetic"] = Field(None, description="train on procedural faces",
                                           json_schema_extra=_no_default())
-    synthetic_images: JsonInt = Field(2048, ge=16, le=_SERVER.max_synthetic_images,
-                                  description="images in the synthetic dataset")
+    synthetic_images: JsonInt = _synthetic_images()[1]
     preset: Literal[tuple(PRESETS)] = Field(
         None, description="a named set of the fields above (" + "; ".join(
             f"{k}: {v.summary}" for k, v in PRESETS.items()) + "); fields given as well override it",
@@ -117,9 +117,10 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
         """A preset's values meet this server's caps too (they do at the default caps)."""
         if self.preset is not None:
             for name, value in PRESETS[self.preset].values.items():
-                if name in _CAPS and name not in self.model_fields_set and value > _CAPS[name]:
+                cap = self.caps.get(name)
+                if cap is not None and name not in self.model_fields_set and value > cap:
                     raise ValueError(f"preset {self.preset} sets {name} {value}, above this server's "
-                                     f"limit {_CAPS[name]}; give a smaller {name} as well")
+                                     f"limit {cap}; give a smaller {name} as well")
         return self
 
     def train_config(self) -> TrainConfig:
@@ -127,6 +128,21 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         given = {k: v for k, v in self.model_dump().items() if k in names and k in self.model_fields_set}
         return resolve(self.preset, given)
+
+
+def train_request(settings: Settings) -> type[TrainRequest]:
+    """POST /train's body for a server with these settings: its caps are the schema's bounds."""
+    return _capped_request(settings.max_batch_size, settings.max_width, settings.max_synthetic_images)
+
+
+@functools.lru_cache(maxsize=8)
+def _capped_request(max_batch_size: int, max_width: int, max_synthetic_images: int) -> type[TrainRequest]:
+    caps = {"batch_size": max_batch_size, "ngf": max_width, "ndf": max_width}
+    fields = {f.name: _train_field(f, caps[f.name]) for f in dataclasses.fields(TrainConfig) if f.name in caps}
+    model = create_model("TrainRequest", __base__=TrainRequest, __doc__=TrainRequest.__doc__,
+                         synthetic_images=_synthetic_images(max_synthetic_images), **fields)
+    model.caps = caps
+    return model
 
 
 class Accepted(BaseModel):

@@ -1,13 +1,18 @@
-"""The Celery application: broker, queue and delivery settings, and `enqueue`, which sends a job's
-wake-up message by task name. No task code is imported here (the worker loads `worker.tasks`
-through `include`), so anything can enqueue without importing the training stack.
+"""The Celery application: broker, queue and delivery settings, and `Broker.enqueue`, which sends
+a job's wake-up message by task name. No task code is imported here (the worker loads
+`worker.tasks` through `include`), so anything can enqueue without importing the training stack.
 
     celery -A worker.celery_app worker --queues train --concurrency 1
+
+A Celery app is made from a settings object passed in (`Broker(settings)`): the API sends with
+the settings it was created with, and the worker with `worker_broker()`, the one place its
+settings come from the environment.
 
 Nothing reads task results (the job record on disk is the truth), so there is no result backend.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from celery import Celery
@@ -56,8 +61,7 @@ def broker_config(settings: ServiceSettings) -> dict:
             "broker_transport_options": {**broker_folders(settings), "store_processed": False}}
 
 
-def make_celery(settings: ServiceSettings | None = None) -> Celery:
-    settings = settings or get_service_settings()
+def make_celery(settings: ServiceSettings) -> Celery:
     app = Celery("dcgan_faces", include=["worker.tasks"])
     app.conf.update(
         **broker_config(settings),
@@ -79,35 +83,50 @@ def make_celery(settings: ServiceSettings | None = None) -> Celery:
     return app
 
 
-celery_app = make_celery()
-app = celery_app  # `celery -A worker.celery_app` looks for `app`/`celery`
-
-
-def enqueue(job_id: str) -> None:
-    """Send the wake-up message for a job, by task name. Blocking, but bounded: it gives up
-    within a few seconds when the broker is away or silent, raising BrokerUnavailable."""
-    settings = get_service_settings()
-    try:
-        ensure_broker_folders(settings)
-        celery_app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=True,
-                             retry_policy={"max_retries": 1, "interval_start": 0.2,
-                                           "interval_step": 0.2, "interval_max": 0.5})
-    except Exception as exc:  # kombu OperationalError, redis ConnectionError/TimeoutError, OSError...
-        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
-
-
 QUEUE_MARKER = "dcgan-faces:queue-marker"
 
 
-def broker_forgot_messages(settings: ServiceSettings) -> bool:
-    """Whether the broker has lost what it held since this was last asked (a Redis restarted
-    without persistence, or flushed): the marker key left by the previous call is gone. The
-    first caller after such a loss gets True (SET NX is atomic), so one watchdog re-sends the
-    queued jobs' messages. Embedded mode keeps its queue on disk and never forgets."""
-    if settings.broker_mode != "redis":
-        return False
-    try:
-        with celery_app.connection_for_write() as conn:
-            return bool(conn.default_channel.client.set(QUEUE_MARKER, "1", nx=True))
-    except Exception as exc:
-        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+class Broker:
+    """The Celery app of one settings object, and the two things sent through it."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.celery = make_celery(settings)
+
+    def enqueue(self, job_id: str) -> None:
+        """Send the wake-up message for a job, by task name. Blocking, but bounded: it gives up
+        within a few seconds when the broker is away or silent, raising BrokerUnavailable."""
+        try:
+            ensure_broker_folders(self.settings)
+            self.celery.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=True,
+                                  retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                                "interval_step": 0.2, "interval_max": 0.5})
+        except Exception as exc:  # kombu OperationalError, redis ConnectionError/TimeoutError, OSError...
+            raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+
+    def forgot_messages(self) -> bool:
+        """Whether the broker has lost what it held since this was last asked (a Redis restarted
+        without persistence, or flushed): the marker key left by the previous call is gone. The
+        first caller after such a loss gets True (SET NX is atomic), so one watchdog re-sends the
+        queued jobs' messages. Embedded mode keeps its queue on disk and never forgets."""
+        if self.settings.broker_mode != "redis":
+            return False
+        try:
+            with self.celery.connection_for_write() as conn:
+                return bool(conn.default_channel.client.set(QUEUE_MARKER, "1", nx=True))
+        except Exception as exc:
+            raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def worker_broker() -> Broker:
+    """The worker process's broker, from the environment's settings."""
+    return Broker(get_service_settings())
+
+
+def __getattr__(name: str) -> Celery:
+    # `celery -A worker.celery_app` looks for `app` (or `celery`) here: made on that first look,
+    # so that importing this module (the API does, to send) never reads the environment.
+    if name in ("app", "celery"):
+        return worker_broker().celery
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

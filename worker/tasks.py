@@ -12,23 +12,24 @@ import time
 from celery import signals
 
 from model.fsutil import atomic_write_bytes
-from worker.celery_app import TRAIN_TASK, broker_forgot_messages, celery_app, enqueue, ensure_broker_folders
+from worker.celery_app import TRAIN_TASK, ensure_broker_folders, worker_broker
 from worker.runner import recover_orphans, run_job
-from worker.settings import get_service_settings
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_EVERY = 10.0  # seconds between orphan scans / worker heartbeats
 _handoff = threading.Event()  # set in a pool process when its worker is shutting down
+_broker = worker_broker()
+_settings = _broker.settings
 
 
-@celery_app.task(name=TRAIN_TASK)
+@_broker.celery.task(name=TRAIN_TASK)
 def train_job(job_id: str) -> None:
     """Train one job to completion, cancellation or hand-off. The job id is all it takes."""
     # billiard resets signal handlers after worker_process_init, so ours goes in per task.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        outcome = run_job(get_service_settings(), job_id, _handoff.is_set, enqueue)
+        outcome = run_job(_settings, job_id, _handoff.is_set, _broker.enqueue)
     finally:
         signal.signal(signal.SIGTERM, previous)
     log.info("job %s: %s %s", job_id, outcome.state, outcome.detail)
@@ -36,7 +37,7 @@ def train_job(job_id: str) -> None:
 
 @signals.worker_init.connect
 def _broker_folders(**_) -> None:
-    ensure_broker_folders(get_service_settings())
+    ensure_broker_folders(_settings)
 
 
 # -- pool process: SIGTERM means "checkpoint and hand the job back" --------------------------
@@ -68,25 +69,24 @@ def _forward_shutdown(**_) -> None:
 
 
 def _heartbeat_path():
-    return get_service_settings().heartbeat_dir / f"{os.uname().nodename}-{os.getpid()}.json"
+    return _settings.heartbeat_dir / f"{os.uname().nodename}-{os.getpid()}.json"
 
 
 def _watchdog(stop: threading.Event) -> None:
-    settings = get_service_settings()
     started = time.time()
     while not stop.is_set():
         # Each part on its own: a full disk that refuses the heartbeat must not stop recovery.
         try:
             atomic_write_bytes(_heartbeat_path(), json.dumps(
                 {"pid": os.getpid(), "host": os.uname().nodename, "started_at": started,
-                 "seen_at": time.time(), "device": settings.device}).encode())
+                 "seen_at": time.time(), "device": _settings.device}).encode())
         except Exception as exc:
             log.warning("could not write the worker heartbeat: %s", exc)
         try:
-            forgot = broker_forgot_messages(settings)
+            forgot = _broker.forgot_messages()
             if forgot:
                 log.warning("the broker holds no marker: it may have lost queued messages; re-sending them")
-            sent = recover_orphans(settings, enqueue, resend_queued=forgot)
+            sent = recover_orphans(_settings, _broker.enqueue, resend_queued=forgot)
             if sent:
                 log.warning("re-queued jobs: %s", ", ".join(sent))
         except Exception:  # the watchdog must outlive a broker or disk hiccup
