@@ -18,7 +18,7 @@ if ! "$PY" -c "import fastapi, uvicorn, celery, pydantic_settings" 2>/dev/null; 
     export PYTHONPATH=$site:$PYTHONPATH
   else
     echo "fastapi, uvicorn, celery or pydantic-settings is missing and there is no wheelhouse/:" >&2
-    echo "run 'make wheelhouse' on a machine with network and bring wheelhouse/ along (README)" >&2
+    echo "run 'make wheelhouse' on a machine with network and bring wheelhouse/ along (docs/deploy.md)" >&2
   fi
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true

@@ -2,7 +2,7 @@
 # `make wheelhouse`: the service's packages as wheels for a GPU machine without network
 # (Python 3.12, manylinux x86_64), at the versions installed here, with their dependencies.
 # benchmarks/gpu_check.sh installs them there when fastapi is missing; bring wheelhouse/ along
-# (README, "On a GPU machine without network").
+# (docs/deploy.md, "On a GPU machine without network").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
