@@ -24,25 +24,10 @@ help:
 
 install: $(STAMP)
 
+# One line per step on the screen; pip's output in $(VENV)/install.log (scripts/install.sh).
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	@if ! $(PY) -c "import torch, torchvision" 2>/dev/null; then \
-	  index=""; \
-	  if [ "$(origin TORCH_PACKAGES)" = file ] && [ "$$(uname -s)" = Linux ] \
-	     && [ ! -e /proc/driver/nvidia/version ] && ! nvidia-smi -L >/dev/null 2>&1; then \
-	    if $(PY) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=10)" \
-	         "$(TORCH_CPU_INDEX)" 2>/dev/null; then \
-	      echo "no NVIDIA GPU: PyTorch's CPU-only build from $(TORCH_CPU_INDEX)"; \
-	      index="--index-url $(TORCH_CPU_INDEX)"; \
-	    else \
-	      echo "no NVIDIA GPU, but $(TORCH_CPU_INDEX) does not answer: PyPI's default (CUDA) build"; \
-	    fi; \
-	  fi; \
-	  echo "$(PY) -m pip install $(TORCH_PACKAGES) $$index"; \
-	  $(PY) -m pip install $(TORCH_PACKAGES) $$index; \
-	fi
-	$(PY) -m pip install -q -e '.[dev]'
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH_PACKAGES="$(TORCH_PACKAGES)" TORCH_CPU_INDEX="$(TORCH_CPU_INDEX)" \
+	  TORCH_CHOSEN=$(if $(filter file,$(origin TORCH_PACKAGES)),0,1) bash scripts/install.sh
 	@touch $(STAMP)
 
 # Build the Docker image and prove the Compose stack on this machine's CPU (docker/smoke.sh).
@@ -86,7 +71,7 @@ quality: install
 load: install
 	$(PY) benchmarks/load_bench.py
 
-# For a GPU machine without network (README, "On a GPU machine"): benchmarks/gpu_check.sh
+# For a GPU machine without network (docs/deploy.md): benchmarks/gpu_check.sh
 # installs these wheels there when fastapi is missing.
 wheelhouse: install
 	@bash scripts/wheelhouse.sh
