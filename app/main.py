@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import apidocs, export_api, gallery, images_api, jobs_api, models_api, ops_api
 from app.errors import install_error_handlers
-from app.middleware import BodyLimitMiddleware
+from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware
 from app.observability import LatencyMiddleware, Metrics
 from app.queue import QueueSender, celery_sender
 from app.registry import ModelRegistry
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="static-docs")
     app.add_exception_handler(StarletteHTTPException, _http_error)
     install_error_handlers(app)
+    app.add_middleware(FiniteNumbersMiddleware)  # innermost: its 422s get CORS headers and are counted
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],

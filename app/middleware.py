@@ -1,9 +1,12 @@
-"""ASGI middleware of the app's own: request bodies bounded in size and in time."""
+"""ASGI middleware of the app's own: request bodies bounded in size and in time, and JSON
+bodies held to JSON's numbers."""
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,9 +83,96 @@ class BodyLimitMiddleware:
                 await _answer(send, exc.status, exc.detail)
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
+async def _answer(send: Send, status: int, detail: Any, close: bool = True) -> None:
     body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": headers + [(b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _NonFinite:
+    """Where a JSON body had a number that is no float: its text as the client wrote it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def non_finite_numbers(body: bytes) -> list[tuple[tuple[str | int, ...], str]] | None:
+    """(path, text) of each number in a JSON body that JSON (RFC 8259) does not have: the NaN,
+    Infinity and -Infinity that Python's json reads, and literals past a float's range (1e999).
+    None when the body is not JSON at all (the route's own decoding says what is wrong)."""
+    found: list[_NonFinite] = []
+
+    def constant(text: str) -> _NonFinite:
+        found.append(_NonFinite(text))
+        return found[-1]
+
+    def number(text: str) -> float | _NonFinite:
+        value = float(text)
+        return value if math.isfinite(value) else constant(text)
+
+    try:
+        doc = json.loads(body, parse_constant=constant, parse_float=number)
+    except (ValueError, RecursionError):
+        return None
+    if not found:
+        return []
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), doc)]
+    while stack:  # not recursive: the nesting json.loads accepted may be deeper than our stack
+        path, value = stack.pop()
+        if isinstance(value, _NonFinite):
+            out.append((path, value.text))
+        elif isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
+    return out
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            kind = value.decode("latin-1").split(";")[0].strip().lower()
+            return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+    return False
+
+
+class FiniteNumbersMiddleware:
+    """422 naming each field of a JSON request body that holds NaN, Infinity, -Infinity or a
+    number too large for a float, before any route sees the body. Python's json (and so
+    FastAPI) reads those literals as floats; a bound check then fails on them and the 422 that
+    quotes the input cannot be written as JSON: a 500. One check here covers every field of
+    every body, present and future, whatever its type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
+            return await self.app(scope, receive, send)
+        parts: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left before its body was in
+                return await self.app(scope, _replay(message, receive), send)
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        bad = non_finite_numbers(body)
+        if bad:
+            detail = [{"type": "finite_number", "loc": ["body", *path], "input": text,
+                       "msg": f"Input should be a finite number ({text} is not one in JSON)"} for path, text in bad]
+            return await _answer(send, 422, detail, close=False)
+        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """`receive` that hands out `first` once, then whatever the client sends next."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+    return replay

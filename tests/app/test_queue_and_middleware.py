@@ -90,3 +90,67 @@ def test_an_undecodable_body_is_422(client):
 def test_the_openapi_schema_lists_the_job_states_once_from_the_record(client):
     states = client.get("/openapi.json").json()["components"]["schemas"]["JobState"]["enum"]
     assert states == ["queued", "running", "succeeded", "failed", "cancelled", "damaged"]
+
+
+# -- numbers JSON does not have ------------------------------------------------------------------
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
+
+
+def _resolve(schema: dict, components: dict) -> dict:
+    while "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _numeric(schema: dict, components: dict) -> bool:
+    schema = _resolve(schema, components)
+    return schema.get("type") in ("number", "integer") or any(
+        _numeric(s, components) for s in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _number_places(schema: dict, components: dict) -> list[tuple[str | int, ...]]:
+    """Where a body of `schema` holds a number: ("lr",), and ("snapshot_epochs", 0) for a list."""
+    schema = _resolve(schema, components)
+    places = [p for s in schema.get("anyOf", []) for p in _number_places(s, components)]  # e.g. body | null
+    for name, prop in schema.get("properties", {}).items():
+        prop = _resolve(prop, components)
+        if _numeric(prop, components):
+            places.append((name,))
+        elif prop.get("type") == "array" and _numeric(prop.get("items", {}), components):
+            places.append((name, 0))
+    return places
+
+
+def test_every_number_field_of_every_request_body_refuses_nan_and_infinity_by_name(client):
+    job_id = client.post("/train", json={"dataset": "synthetic"}, headers=AUTH).json()["job_id"]
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    tried: dict[tuple[str, str], int] = {}
+    for path, methods in schema["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is None:
+                continue
+            url = path.replace("{job_id}", job_id)
+            for place in _number_places(body["schema"], components):
+                for literal in NON_FINITE:
+                    raw = f'{{"{place[0]}": {literal}}}' if len(place) == 1 else f'{{"{place[0]}": [{literal}]}}'
+                    r = client.request(method, url, content=raw,
+                                       headers={**AUTH, "Content-Type": "application/json"})
+                    assert r.status_code == 422, (method, path, raw, r.text)
+                    assert r.json()["detail"] == [{
+                        "type": "finite_number", "loc": ["body", *place], "input": literal,
+                        "msg": f"Input should be a finite number ({literal} is not one in JSON)"}], r.text
+                    tried[(method, path)] = tried.get((method, path), 0) + 1
+    assert {("post", "/train"), ("post", "/models/default"), ("post", "/jobs/{job_id}/resume")} <= set(tried)
+    assert tried[("post", "/train")] >= 20 * len(NON_FINITE)  # every TrainConfig float and int
+    assert len(client.get("/jobs").json()["jobs"]) == 1  # none of them made a job
+
+
+def test_non_finite_numbers_are_found_wherever_they_are_nested():
+    from app.middleware import non_finite_numbers
+
+    body = b'{"a": 1.5, "b": [0, {"c": NaN}], "d": {"e": -Infinity, "f": 1e999}, "g": 1e308}'
+    assert non_finite_numbers(body) == [(("b", 1, "c"), "NaN"), (("d", "e"), "-Infinity"), (("d", "f"), "1e999")]
+    assert non_finite_numbers(b'[1, 2.5e10, "NaN"]') == []  # a string "NaN" is just a string
+    assert non_finite_numbers(b"{nope") is None and non_finite_numbers(b"[" * 100_000) is None
