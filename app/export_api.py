@@ -10,18 +10,20 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.deps import Authorized, RegistryDep, RendererDep, SettingsDep, StoreDep
 from app.errors import problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded, ModelRegistry
+from app.schemas import Problem
 from app.settings import Settings
 from app.zipstream import ZipWriter
 from model.checkpoint import CheckpointError, list_checkpoints
@@ -85,24 +87,24 @@ def export_job(job_id: JobId, store: StoreDep,
 
 
 # -- GET /faces.zip ---------------------------------------------------------------------------
-class _ZipGate:
-    """How many zips this app is streaming; a soft bound (checked before a zip starts, counted
-    while its body runs), so a zip that never starts streaming is never counted."""
+class _AdmittedStream(StreamingResponse):
+    """A streamed answer that frees its admission when it ends, however it ends: finished, the
+    client gone mid-stream, or gone before its body ever started (a generator's own `finally`
+    would not run then)."""
 
-    def __init__(self) -> None:
-        self.active = 0
+    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._release = release
 
-
-def _zip_gate(request: Request) -> _ZipGate:
-    gate = getattr(request.app.state, "zip_gate", None)
-    if gate is None:
-        gate = request.app.state.zip_gate = _ZipGate()
-    return gate
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def zip_body(model: Loaded, seeds: Sequence[int], truncation: float | None,
-                   run: Callable[[Callable[[], bytes]], Awaitable[bytes]],
-                   gate: _ZipGate | None = None) -> AsyncIterator[bytes]:
+                   run: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> AsyncIterator[bytes]:
     """The zip of each seed's face, one chunk of faces at a time: a chunk is rendered only
     after the previous one has been handed on, so one chunk's PNGs is all it ever holds."""
     writer = ZipWriter()
@@ -111,15 +113,9 @@ async def zip_body(model: Loaded, seeds: Sequence[int], truncation: float | None
         pngs = render_faces(model.g, part, truncation)
         return b"".join(writer.add(face_name(s), png) for s, png in zip(part, pngs, strict=True))
 
-    if gate is not None:
-        gate.active += 1
-    try:
-        for part in chunked(seeds):
-            yield await run(lambda part=part: chunk_bytes(part))
-        yield writer.finish()
-    finally:
-        if gate is not None:
-            gate.active -= 1
+    for part in chunked(seeds):
+        yield await run(lambda part=part: chunk_bytes(part))
+    yield writer.finish()
 
 
 async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) -> Loaded:
@@ -127,7 +123,7 @@ async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) ->
     return hot if hot is not None else await anyio.to_thread.run_sync(registry.get, job, epoch)
 
 
-async def faces_zip(request: Request, registry: RegistryDep, renderer: RendererDep, settings: SettingsDep,
+async def faces_zip(registry: RegistryDep, renderer: RendererDep, settings: SettingsDep,
                     seeds: Annotated[str, Query(
                         pattern=SEEDS_PATTERN, max_length=1000,
                         description="seeds and inclusive ranges, in order, each once: 0-9,42 is seeds 0 "
@@ -140,11 +136,9 @@ async def faces_zip(request: Request, registry: RegistryDep, renderer: RendererD
         raise RequestValidationError([{"type": "value_error", "loc": ("query", "seeds"), "msg": str(exc),
                                        "input": seeds}]) from None
     model = await _model(registry, job, epoch)
-    gate = _zip_gate(request)
-    if gate.active >= settings.generate_concurrency + settings.generate_queue:
-        raise Busy()
-    body = zip_body(model, seed_list, truncation, renderer.run, gate)
-    return StreamingResponse(body, media_type="application/zip", headers={
+    release = renderer.open_stream()  # nothing between here and the answer can fail
+    body = zip_body(model, seed_list, truncation, renderer.stream_chunk)
+    return _AdmittedStream(body, release, media_type="application/zip", headers={
         "Content-Disposition": 'attachment; filename="faces.zip"',
         "X-Checkpoint": model.tag,
         "Cache-Control": "no-cache"})
@@ -170,7 +164,9 @@ def router(settings: Settings) -> APIRouter:
                responses={200: {"content": {"application/zip": {}},
                                 "description": "a zip of seedNNNN.png files, streamed as they render; "
                                                "X-Checkpoint names the checkpoint"},
-                          **problems(404, 422, 503)},
+                          **problems(404, 422, 503),
+                          503: {"model": Problem, "description": "No model yet, or MAX_ZIP_STREAMS zips are "
+                                "streaming already (Retry-After)"}},
                summary="One PNG per seed, as a zip",
                description="Member `seedNNNN.png` is the face of seed NNNN: byte for byte what "
                            "/generate?seed=NNNN&n=1 returns with the same job, epoch and truncation. "

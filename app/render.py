@@ -5,6 +5,10 @@
 - Finished images are kept in a byte-bounded LRU; identical requests in flight share one
   computation; at most `concurrency` renders run at once and at most `queue` wait, beyond which
   the caller gets Busy (503 + Retry-After) instead of a pile-up that eats memory.
+- Streamed answers (GET /faces.zip: many chunks, minutes on a wide model) render on a lane of
+  their own, one chunk at a time at the lowest CPU priority, with at most `streams` of them
+  admitted: however many zips are asked for, they never take a thread of, nor queue in front
+  of, the short renders above.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
@@ -90,30 +95,52 @@ class ByteLRU:
                 self.size -= len(old)
 
 
-def _render_thread_priority() -> None:
-    """Renders run at nice 10 (Linux sets nice per thread, and the OpenMP threads torch starts
-    from this one inherit it): on a saturated machine the event loop still answers cache hits,
-    health checks and job status promptly."""
+def _thread_priority(nice: int) -> None:
+    """Run this thread at `nice` (Linux sets nice per thread, and the OpenMP threads torch starts
+    from this one inherit it). Renders run at 10: on a saturated machine the event loop still
+    answers cache hits, health checks and job status promptly. Stream chunks run at 19: when
+    they compete with a render for the cores, the render gets nearly all of them."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (AttributeError, OSError):
         pass
 
 
 class Renderer:
-    def __init__(self, cache_bytes: int, concurrency: int, queue: int) -> None:
+    def __init__(self, cache_bytes: int, concurrency: int, queue: int, streams: int) -> None:
         self.cache = ByteLRU(cache_bytes)
         self.concurrency = concurrency
         self.queue = queue
+        self.streams = streams
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="render",
-                                        initializer=_render_thread_priority)
+                                        initializer=partial(_thread_priority, 10))
+        # One thread: the admitted streams take turns, a chunk each (each asks for its next
+        # chunk only once the last one is sent), so they share it fairly.
+        self._stream_pool = ThreadPoolExecutor(1, thread_name_prefix="render-stream",
+                                               initializer=partial(_thread_priority, 19))
+        self._streaming = 0
         self._waiting = 0
         self._inflight: dict[str, asyncio.Future] = {}
 
-    async def run(self, work: Callable[[], bytes]) -> bytes:
-        """`work()` on the render threads, uncached and never refused: for a streamed answer
-        that has already started (and is bounded by its own admission check)."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+    def open_stream(self) -> Callable[[], None]:
+        """Admit one more streamed answer, or raise Busy when `streams` are streaming already.
+        Returns its release, to be called when the answer ends, however it ends (once or more).
+        Called on the event loop, so checking and counting cannot interleave with another's."""
+        if self._streaming >= self.streams:
+            raise Busy()
+        self._streaming += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._streaming -= 1
+        return release
+
+    async def stream_chunk(self, work: Callable[[], bytes]) -> bytes:
+        """`work()`, one chunk of an admitted stream, on the streams' lane; uncached."""
+        return await asyncio.get_running_loop().run_in_executor(self._stream_pool, work)
 
     async def get(self, key: str, work: Callable[[], bytes]) -> tuple[bytes, bool]:
         """(body, came_from_cache) for `key`, computing `work()` in a thread when needed."""

@@ -28,6 +28,7 @@ class Settings(ServiceSettings):
     body_timeout: float = Field(10.0, gt=0)  # seconds a request body may take to arrive (then 408)
     generate_concurrency: int = Field(2, ge=1)  # generations computed at once per app process
     generate_queue: int = Field(16, ge=0)  # generations allowed to wait; beyond: 503 + Retry-After
+    max_zip_streams: int = Field(4, ge=1)  # /faces.zip answers streaming at once per app process
     response_cache_bytes: int = Field(64 * 2**20, ge=0)  # rendered images kept per app process
     model_check_seconds: float = Field(1.0, ge=0)  # how stale "the newest checkpoint" may be
     max_metric_points: int = Field(2000, ge=10, le=100_000)  # points per series in /jobs/{id}/metrics

@@ -17,6 +17,7 @@ from PIL import Image
 
 import app.export_api as export_api
 from app.main import create_app
+from app.registry import Busy
 from app.zipstream import ZipWriter
 from model.checkpoint import SERVING_ENTRIES, load_epoch
 from model.faces import face_noise
@@ -186,11 +187,16 @@ def test_faces_zip_without_any_model_is_503(client):
 
 def test_faces_zip_beyond_the_streams_allowed_is_told_to_retry(served):
     c, _ = served
-    c.get("/faces.zip?seeds=1")
-    settings = c.app.state.settings
-    c.app.state.zip_gate.active = settings.generate_concurrency + settings.generate_queue
+    assert c.get("/faces.zip?seeds=1").status_code == 200
+    streaming = [c.app.state.renderer.open_stream() for _ in range(c.app.state.settings.max_zip_streams)]
     r = c.get("/faces.zip?seeds=1")
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    streaming[0]()
+    streaming[0]()  # a second release of the same stream frees nothing more
+    assert c.get("/faces.zip?seeds=1").status_code == 200  # and it gave its place back when done
+    streaming.append(c.app.state.renderer.open_stream())  # the one place left
+    with pytest.raises(Busy):
+        c.app.state.renderer.open_stream()
 
 
 def test_a_zip_streams_on_past_the_request_body_deadline(served_runs, tmp_path, queue):
@@ -212,13 +218,10 @@ def test_the_zip_body_renders_a_chunk_only_after_the_last_one_was_sent(tmp_path)
         return work()
 
     async def download() -> bytes:
-        gate = export_api._ZipGate()
         parts = []
-        async for part in export_api.zip_body(model, list(range(150)), None, run, gate):
-            assert gate.active == 1
+        async for part in export_api.zip_body(model, list(range(150)), None, run):
             events.append("send")
             parts.append(part)
-        assert gate.active == 0
         return b"".join(parts)
 
     body = asyncio.run(download())
