@@ -23,7 +23,7 @@ from app.errors import problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded, ModelRegistry
-from app.schemas import Problem
+from app.schemas import Problem, WrittenAsInteger
 from app.settings import Settings
 from app.zipstream import ZipWriter
 from model.checkpoint import CheckpointError, list_checkpoints
@@ -59,7 +59,8 @@ def _build_export(run: RunDir, job_id: str, epoch: int | None, fmt: str) -> tupl
 
 def export_job(job_id: JobId, store: StoreDep,
                epoch: Annotated[int | None, Query(ge=1, le=100_000,
-                                                  description="checkpoint epoch (default: the newest)")] = None,
+                                                  description="checkpoint epoch (default: the newest)"),
+                                WrittenAsInteger] = None,
                format: Literal["safetensors", "onnx"] = "safetensors") -> StreamingResponse:
     run = RunDir(store.run_dir(job_id))
     if not run.root.is_dir():
@@ -125,13 +126,17 @@ async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) ->
 
 async def faces_zip(registry: RegistryDep, renderer: RendererDep, settings: SettingsDep,
                     seeds: Annotated[str, Query(
-                        pattern=SEEDS_PATTERN, max_length=1000,
-                        description="seeds and inclusive ranges, in order, each once: 0-9,42 is seeds 0 "
-                                    "to 9, then 42; a reversed range or too many seeds is a 422",
+                        max_length=1000,
+                        # In the schema only: parse_seeds refuses exactly what it does not match,
+                        # saying which part is wrong (a pattern mismatch would just quote it).
+                        json_schema_extra={"pattern": SEEDS_PATTERN},
+                        description="seeds (0 to 4294967295, leading zeros allowed) and inclusive ranges, "
+                                    "in order, each once: 0-9,42 is seeds 0 to 9, then 42; a reversed "
+                                    "range or too many seeds is a 422",
                         examples=["0-99"])],
                     truncation: Truncation = None, job: JobQ = None, epoch: EpochQ = None) -> StreamingResponse:
     try:
-        seed_list = parse_seeds(seeds, settings.max_zip_faces)
+        seed_list = parse_seeds(seeds, settings.max_zip_faces, spaces=False)
     except SeedsError as exc:
         raise RequestValidationError([{"type": "value_error", "loc": ("query", "seeds"), "msg": str(exc),
                                        "input": seeds}]) from None
@@ -165,8 +170,12 @@ def router(settings: Settings) -> APIRouter:
                                 "description": "a zip of seedNNNN.png files, streamed as they render; "
                                                "X-Checkpoint names the checkpoint"},
                           **problems(404, 422, 503),
-                          503: {"model": Problem, "description": "No model yet, or MAX_ZIP_STREAMS zips are "
-                                "streaming already (Retry-After)"}},
+                          # what the seeds pattern cannot say, said here
+                          422: {"model": Problem, "description": "Invalid parameters (the detail names each "
+                                "one); `seeds` that match its pattern are still refused for a reversed range "
+                                f"(9-0) or more than {settings.max_zip_faces} distinct seeds (MAX_ZIP_FACES)"},
+                          503: {"model": Problem, "description": f"No model yet, or {settings.max_zip_streams} "
+                                "zips are streaming already (MAX_ZIP_STREAMS; Retry-After)"}},
                summary="One PNG per seed, as a zip",
                description="Member `seedNNNN.png` is the face of seed NNNN: byte for byte what "
                            "/generate?seed=NNNN&n=1 returns with the same job, epoch and truncation. "

@@ -14,14 +14,16 @@ from app.deps import RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
 from app.render import GridQuery, StripQuery, etag, render_grid, render_strip
+from app.schemas import WrittenAsInteger
 from app.settings import Settings
 from model.imageio import FORMATS
 
 MEDIA = {**FORMATS, "gif": "image/gif"}
-Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="noise seed: same seed, same faces")]
+Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="noise seed: same seed, same faces"), WrittenAsInteger]
 Truncation = Annotated[float | None, Query(gt=0, le=10, description="redraw noise beyond +-truncation")]
 JobQ = Annotated[str | None, Query(max_length=64, description="job id (default: the served model)")]
-EpochQ = Annotated[int | None, Query(ge=1, le=100_000, description="checkpoint epoch of that job")]
+EpochQ = Annotated[int | None, Query(ge=1, le=100_000, description="checkpoint epoch of that job"),
+                   WrittenAsInteger]
 
 
 def _image_responses(*media: str) -> dict:
@@ -60,11 +62,13 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Callab
 def router(settings: Settings) -> APIRouter:
     """The image routes, with `settings`' caps on n, best_of and steps."""
     routes = APIRouter(tags=["images"])
-    GridN = Annotated[int, Query(ge=1, le=settings.max_n, description="images in the grid")]
+    GridN = Annotated[int, Query(ge=1, le=settings.max_n, description="images in the grid"), WrittenAsInteger]
     BestOf = Annotated[int | None, Query(ge=1, le=settings.max_best_of,
                                          description="draw this many candidates and keep the n that D scores "
-                                                     "highest, best first (at least n are drawn)")]
-    Steps = Annotated[int, Query(ge=2, le=settings.max_interpolate_steps, description="faces in the strip")]
+                                                     "highest, best first (at least n are drawn)"),
+                      WrittenAsInteger]
+    Steps = Annotated[int, Query(ge=2, le=settings.max_interpolate_steps, description="faces in the strip"),
+                      WrittenAsInteger]
 
     @routes.get("/generate", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
                 summary="A grid of faces from seeded noise",
@@ -72,7 +76,8 @@ def router(settings: Settings) -> APIRouter:
                             "checkpoint give byte-identical bytes.")
     async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
                             seed: Seed = 42, n: GridN = 64,
-                            nrow: Annotated[int, Query(ge=1, le=64, description="images per row")] = 8,
+                            nrow: Annotated[int, Query(ge=1, le=64, description="images per row"),
+                                            WrittenAsInteger] = 8,
                             best_of: BestOf = None, truncation: Truncation = None,
                             format: Literal["png", "jpeg", "webp"] = "png",
                             job: JobQ = None, epoch: EpochQ = None,

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 
 from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsDep, StoreDep
 from app.errors import problems
-from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, train_request
+from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, WrittenAsInteger, train_request
 from app.settings import Settings
 from model.rundir import RunDir
 from worker import jobs
@@ -139,7 +139,7 @@ def delete_job(job_id: JobId, store: StoreDep, registry: RegistryDep) -> Respons
             responses={200: {"content": {"image/png": {}}, "description": "the 8x8 fixed-noise grid"},
                        **problems(404, 422)},
             summary="The fixed-noise grid rendered after an epoch")
-def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000)],
+def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000), WrittenAsInteger],
                  store: StoreDep) -> FileResponse:
     path = RunDir(store.run_dir(job_id)).snapshot_path(epoch)
     if not path.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
@@ -29,6 +30,17 @@ def json_int(**bounds: int) -> Any:
 
 
 JsonInt = json_int()
+
+
+def _written_as_integer(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+        raise ValueError("should be a whole number written with digits only (no decimal point or exponent)")
+    return value
+
+
+# For int query and path parameters: "16", not "16.0" (pydantic's lax int reads the text "16.0"
+# as 16 but refuses "16.5"; a client that sends a float for an integer has a bug to hear about).
+WrittenAsInteger = BeforeValidator(_written_as_integer)
 
 
 def _train_field(f: dataclasses.Field, cap: int | None = None) -> tuple[Any, Any]:

@@ -163,15 +163,23 @@ def test_faces_zip_follows_job_epoch_and_truncation_as_generate_does(served):
 @pytest.mark.parametrize("seeds,words", [
     ("9-0", "range 9-0 is reversed; write 0-9"),
     ("0-1000", "range 0-1000 has 1001 seeds, more than the limit of 1000"),
-    ("4294967296", "out of range"),
-    ("1,,2", "string_pattern_mismatch"),
-    ("abc", "string_pattern_mismatch"),
+    ("4294967296", "seed 4294967296 is out of range 0..4294967295"),
+    ("1,,2", "'' is neither a seed nor a range"),
+    ("abc", "'abc' is neither a seed nor a range"),
+    ("1,%202", "seeds are written without spaces"),
 ])
 def test_faces_zip_refuses_bad_seeds_naming_the_parameter(served, seeds, words):
     c, _ = served
     r = c.get(f"/faces.zip?seeds={seeds}")
     assert r.status_code == 422 and words in json.dumps(r.json())
     assert r.json()["detail"][0]["loc"] == ["query", "seeds"]
+
+
+def test_faces_zip_reads_leading_zeros_as_the_plain_number(served):
+    c, _ = served
+    r = c.get("/faces.zip?seeds=00000000001,0042")
+    assert r.status_code == 200
+    assert zipfile.ZipFile(io.BytesIO(r.content)).namelist() == ["seed0001.png", "seed0042.png"]
 
 
 def test_faces_zip_needs_seeds_and_a_known_job(served):

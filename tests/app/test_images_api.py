@@ -127,3 +127,33 @@ def test_the_grid_of_training_images_is_served(served):
     c, job_id = served
     r = c.get(f"/jobs/{job_id}/reals.png")
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (786, 786)
+
+
+def _is_integer(schema: dict) -> bool:
+    return schema.get("type") == "integer" or any(_is_integer(s) for s in schema.get("anyOf", []))
+
+
+def test_every_integer_parameter_refuses_a_number_written_as_a_float(served):
+    """epoch=1.0 is a client bug, not epoch 1: every integer in a query or path says so by name
+    (pydantic alone reads the text "1.0" as 1)."""
+    c, job_id = served
+    valid = {"job_id": job_id, "seeds": "1", "epoch": "1"}
+    tried = []
+    for path, methods in c.get("/openapi.json").json()["paths"].items():
+        op = methods.get("get")
+        if op is None:
+            continue
+        for p in op.get("parameters", []):
+            if p["in"] not in ("query", "path") or not _is_integer(p["schema"]):
+                continue
+            for written in ("1.0", "2e0", "1.5"):
+                values = {**valid, p["name"]: written}
+                url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})
+                query = {q["name"]: values[q["name"]] for q in op["parameters"]
+                         if q["in"] == "query" and (q.get("required") or q["name"] == p["name"])}
+                r = c.get(url, params=query, headers=AUTH)
+                assert r.status_code == 422, (path, p["name"], written, r.status_code)
+                assert [e["loc"] for e in r.json()["detail"]] == [[p["in"], p["name"]]], r.text
+            tried.append((path, p["name"]))
+    assert {("/generate", "n"), ("/generate", "seed"), ("/jobs/{job_id}/export", "epoch"),
+            ("/faces.zip", "epoch"), ("/jobs/{job_id}/snapshots/{epoch}.png", "epoch")} <= set(tried), tried
