@@ -9,8 +9,8 @@ In this order:
   3. the newest checkpoint of the most recently succeeded job, when none of those has an SWD;
   4. when nothing has succeeded yet, the newest checkpoint of any job (a first-time user still
      sees the first job's progress).
-SWD is measured at snapshot epochs, whose checkpoints pruning always keeps, so the best one of a
-job is never pruned away.
+SWD is measured at snapshot epochs, whose checkpoints pruning always keeps (also after the job
+is extended past them), so the best one of a job is never pruned away.
 
 Reading each job's metrics costs a pass over its log; the answer per job is kept until its
 metrics.jsonl or data.json changes (a succeeded job's never do).

@@ -87,6 +87,15 @@ def test_checkpoints_keep_the_last_three_and_every_snapshot_epoch(image_folder, 
     assert kept == [(1, 0), (2, 0), (5, 0), (6, 0), (7, 0)]
 
 
+def test_an_extended_run_keeps_the_checkpoints_of_its_earlier_measured_epochs(image_folder, tmp_path):
+    # Epoch 2 was the first run's last (snapshotted, SWD measured) epoch; extended to 7 it is no
+    # snapshot epoch any more, but the default model may serve it for its SWD.
+    train(tiny_config(epochs=2, swd_images=32), tmp_path / "run", data_dir=image_folder)
+    train(tiny_config(epochs=7, swd_images=32), tmp_path / "run", data_dir=image_folder)
+    kept = [(r.epoch, r.batch) for r in list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert kept == [(1, 0), (2, 0), (5, 0), (6, 0), (7, 0)]
+
+
 def test_a_different_config_on_an_existing_run_is_refused(image_folder, tmp_path):
     train(tiny_config(epochs=1), tmp_path / "run", data_dir=image_folder)
     with pytest.raises(ConfigError, match=r"different config \(ngf: 8 -> 16\)"):
