@@ -360,7 +360,7 @@ async function onUnpin() {
   try {
     const r = await authed("DELETE", "/models/default");
     if (!r.ok) throw new Error(await errorText(r));
-    status.textContent = "unpinned: /generate serves the newest model";
+    status.textContent = "unpinned: /generate serves the default rule's choice (above)";
   } catch (e) {
     status.textContent = e.message;
     status.classList.add("bad");

@@ -244,9 +244,15 @@ def test_job_buttons_ask_for_the_token_once_and_act_on_the_job(page_url, browser
     assert done.locator("[data-field=serving]").is_visible() and not done.locator("[data-action=pin]").is_visible()
     served = c.get("/models/default").json()
     assert (served["job_id"], served["pinned"]) == (done_id, True)
+    # The header says which checkpoint serves and why: the pin, then the rule's reason.
+    assert page.locator("#served").inner_text() == \
+        f"{done_id}/{served['checkpoint']}: pinned with POST /models/default"
     page.locator("#unpin").click()
     page.wait_for_selector("#unpin", state="hidden")
-    assert c.get("/models/default").json()["pinned"] is False
+    served = c.get("/models/default").json()
+    assert served["pinned"] is False
+    assert page.locator("#served").inner_text() == f"{served['job_id']}/{served['checkpoint']}: {served['reason']}"
+    assert served["reason"].startswith(("the lowest SWD", "the newest checkpoint"))
 
     # A refused action shows the server's reason on the card (prompt: "1" epoch < 2 done).
     done.locator("[data-action=extend]").click()
