@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from app.deps import RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
-from app.render import GridQuery, StripQuery, etag, render_grid, render_strip
+from app.render import GridQuery, Staged, StripQuery, etag, render_grid, render_strip
 from app.schemas import WrittenAsInteger
 from app.settings import Settings
 from model.imageio import FORMATS
@@ -39,7 +39,7 @@ async def _model(registry: ModelRegistry, job: str | None, epoch: int | None) ->
     return await anyio.to_thread.run_sync(registry.get, job, epoch)
 
 
-async def _answer(request: Request, renderer, model: Loaded, query, work: Callable[[], bytes],
+async def _answer(request: Request, renderer, model: Loaded, query, work: Staged | Callable[[], bytes],
                   media_type: str, pinned: bool, if_none_match: str | None) -> Response:
     tag = etag(model, query)
     headers = {"ETag": tag, "X-Checkpoint": model.tag,
@@ -85,7 +85,7 @@ def router(settings: Settings) -> APIRouter:
         model = await _model(registry, job, epoch)
         candidates = max(best_of, n) if best_of is not None else None
         query = GridQuery(seed, n, nrow, candidates, truncation, format)
-        return await _answer(request, renderer, model, query, lambda: render_grid(model, query), MEDIA[format],
+        return await _answer(request, renderer, model, query, render_grid(model, query), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     @routes.get("/interpolate", response_class=Response,
@@ -102,7 +102,7 @@ def router(settings: Settings) -> APIRouter:
                                 ) -> Response:
         model = await _model(registry, job, epoch)
         query = StripQuery(seed_a, seed_b, steps, truncation, format)
-        return await _answer(request, renderer, model, query, lambda: render_strip(model, query), MEDIA[format],
+        return await _answer(request, renderer, model, query, render_strip(model, query), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     return routes

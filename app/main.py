@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.registry = ModelRegistry(settings.runs_dir, resolve_device(settings.device),
                                        settings.model_check_seconds)
     app.state.renderer = Renderer(settings.response_cache_bytes, settings.generate_concurrency,
-                                  settings.generate_queue, settings.max_zip_streams)
+                                  settings.generate_queue, settings.max_zip_streams,
+                                  settings.render_batch_window_ms, settings.render_batch_rows)
     app.state.metrics = Metrics(store)
     # The routers whose bounds are settings are made for this app (their caps show in its schema).
     for router in (jobs_api.router(settings), images_api.router(settings), models_api.router,

@@ -9,6 +9,12 @@
   their own, one chunk at a time at the lowest CPU priority, with at most `streams` of them
   admitted: however many zips are asked for, they never take a thread of, nor queue in front
   of, the short renders above.
+- Request batching: a /generate or /interpolate render is staged (noise, G's forward pass,
+  encoding); the forward passes of renders of the same model that arrive within
+  `batch_window_ms` of each other run as one batch of at most `batch_rows` rows (ForwardBatcher).
+  Face i of seed s is computed from its own noise row, and each row of a batch is computed
+  independently of its batch-mates, so every answer is byte for byte what it would be alone
+  (tests/app/test_render.py checks it across batch compositions). /faces.zip stays on its lane.
 """
 from __future__ import annotations
 
@@ -22,9 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 
+import torch
+
 from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
-from model.sampling import best_of, generate, interpolate
+from model.sampling import best_of, interpolation_noise, run_generator, sample_noise
 
 
 @dataclass(frozen=True)
@@ -51,19 +59,33 @@ def etag(model: Loaded, query: GridQuery | StripQuery) -> str:
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 
-def render_grid(model: Loaded, q: GridQuery) -> bytes:
-    if q.best_of:
-        images = best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation)
-    else:
-        images = generate(model.g, q.seed, q.n, q.truncation)
-    return encode_image(grid_rgb(images, nrow=q.nrow), q.format)
+@dataclass(frozen=True)
+class Staged:
+    """A render in three steps: `noise()` and `finish(images)` run in a render thread, G's
+    forward pass between them may be shared with other renders of the same model."""
+    model: Loaded
+    noise: Callable[[], torch.Tensor]
+    finish: Callable[[torch.Tensor], bytes]
+
+    def __call__(self) -> bytes:  # all three in one go, unbatched
+        return self.finish(run_generator(self.model.g, self.noise()))
 
 
-def render_strip(model: Loaded, q: StripQuery) -> bytes:
-    images = interpolate(model.g, q.seed_a, q.seed_b, q.steps, q.truncation)
-    if q.format == "gif":
-        return encode_gif(frames_rgb(images))
-    return encode_image(grid_rgb(images, nrow=q.steps), q.format)
+def render_grid(model: Loaded, q: GridQuery) -> Staged | Callable[[], bytes]:
+    def finish(images: torch.Tensor) -> bytes:
+        return encode_image(grid_rgb(images, nrow=q.nrow), q.format)
+    if q.best_of:  # D's ranking needs its own passes: not batched
+        return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation))
+    return Staged(model, lambda: sample_noise(q.seed, range(q.n), model.g.nz, q.truncation), finish)
+
+
+def render_strip(model: Loaded, q: StripQuery) -> Staged:
+    def finish(images: torch.Tensor) -> bytes:
+        if q.format == "gif":
+            return encode_gif(frames_rgb(images))
+        return encode_image(grid_rgb(images, nrow=q.steps), q.format)
+    return Staged(model, lambda: interpolation_noise(q.seed_a, q.seed_b, q.steps, model.g.nz, q.truncation),
+                  finish)
 
 
 class ByteLRU:
@@ -106,8 +128,109 @@ def _thread_priority(nice: int) -> None:
         pass
 
 
+class _Batch:
+    """Noise rows of one model's renders, gathered to run as one forward pass."""
+
+    def __init__(self, model: Loaded) -> None:
+        self.model = model
+        self.items: list[tuple[torch.Tensor, asyncio.Future]] = []
+        self.rows = 0
+        self.due = False  # its window has passed; it starts as soon as a forward slot is free
+        self.started = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class ForwardBatcher:
+    """Shares G's forward passes between concurrent renders of the same model.
+
+    The first render of a model opens a batch; renders of that model arriving within `window`
+    seconds join it, up to `max_rows` noise rows (a render never splits across batches: one
+    with more rows than that runs alone). When the window closes the batch runs, unless `slots`
+    forward passes are running already: then it keeps gathering until one ends, so under load
+    batches grow instead of queueing. (With the window at 0 the Renderer does not use it.)
+    A render whose caller goes away before its batch starts is taken out of it.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, window: float, max_rows: int, slots: int) -> None:
+        self.window = window
+        self.max_rows = max_rows
+        self.slots = slots
+        self._pool = pool
+        self._gathering: dict[str, _Batch] = {}  # model identity -> its open batch
+        self._due: list[_Batch] = []  # closed batches waiting for a slot, oldest first
+        self._running = 0
+        self.passes = 0  # forward passes run (tests and benchmarks read it)
+
+    async def forward(self, model: Loaded, noise: torch.Tensor) -> torch.Tensor:
+        loop = asyncio.get_running_loop()
+        batch = self._gathering.get(model.identity)
+        if batch is not None and batch.rows + len(noise) > self.max_rows:
+            self._close(batch)
+            batch = None
+        if batch is None:
+            batch = self._gathering[model.identity] = _Batch(model)
+            batch.timer = loop.call_later(self.window, self._close, batch)
+        future = loop.create_future()
+        item = (noise, future)
+        batch.items.append(item)
+        batch.rows += len(noise)
+        if batch.rows >= self.max_rows:
+            self._close(batch)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not batch.started and item in batch.items:
+                batch.items.remove(item)
+                batch.rows -= len(noise)
+            raise
+
+    def _close(self, batch: _Batch) -> None:
+        """The batch takes no more renders; it runs now or when a slot frees."""
+        if batch.due:
+            return
+        batch.due = True
+        if batch.timer is not None:
+            batch.timer.cancel()
+        if self._gathering.get(batch.model.identity) is batch:
+            del self._gathering[batch.model.identity]
+        self._due.append(batch)
+        self._start_due()
+
+    def _start_due(self) -> None:
+        while self._due and self._running < self.slots:
+            batch = self._due.pop(0)
+            batch.started = True
+            live = [(noise, f) for noise, f in batch.items if not f.done()]
+            if live:
+                self._running += 1
+                asyncio.get_running_loop().create_task(self._run(batch.model, live))
+
+    async def _run(self, model: Loaded, items: list[tuple[torch.Tensor, asyncio.Future]]) -> None:
+        try:
+            self.passes += 1
+            noise = torch.cat([n for n, _ in items]) if len(items) > 1 else items[0][0]
+            images = await asyncio.get_running_loop().run_in_executor(self._pool, run_generator, model.g, noise)
+        except BaseException as exc:  # every render of the batch gets the error
+            for _, f in items:
+                if not f.done():
+                    f.set_exception(exc)
+                    f.exception()  # retrieved: a cancelled render's error is not logged
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            start = 0
+            for n, f in items:
+                if not f.done():
+                    f.set_result(images[start:start + len(n)])
+                start += len(n)
+        finally:
+            self._running -= 1
+            self._start_due()
+
+
 class Renderer:
-    def __init__(self, cache_bytes: int, concurrency: int, queue: int, streams: int) -> None:
+    def __init__(self, cache_bytes: int, concurrency: int, queue: int, streams: int,
+                 batch_window_ms: float = 0.0, batch_rows: int = 64) -> None:
         self.cache = ByteLRU(cache_bytes)
         self.concurrency = concurrency
         self.queue = queue
@@ -121,6 +244,18 @@ class Renderer:
         self._streaming = 0
         self._waiting = 0
         self._inflight: dict[str, asyncio.Future] = {}
+        self.batcher = ForwardBatcher(self._pool, batch_window_ms / 1000, batch_rows, concurrency)
+
+    async def _compute(self, work: Staged | Callable[[], bytes]) -> bytes:
+        loop = asyncio.get_running_loop()
+        if not isinstance(work, Staged):
+            return await loop.run_in_executor(self._pool, work)
+        if self.batcher.window <= 0:  # unbatched: the three steps in one thread hop
+            self.batcher.passes += 1
+            return await loop.run_in_executor(self._pool, work)
+        noise = await loop.run_in_executor(self._pool, work.noise)
+        images = await self.batcher.forward(work.model, noise)
+        return await loop.run_in_executor(self._pool, work.finish, images)
 
     def open_stream(self) -> Callable[[], None]:
         """Admit one more streamed answer, or raise Busy when `streams` are streaming already.
@@ -142,8 +277,9 @@ class Renderer:
         """`work()`, one chunk of an admitted stream, on the streams' lane; uncached."""
         return await asyncio.get_running_loop().run_in_executor(self._stream_pool, work)
 
-    async def get(self, key: str, work: Callable[[], bytes]) -> tuple[bytes, bool]:
-        """(body, came_from_cache) for `key`, computing `work()` in a thread when needed."""
+    async def get(self, key: str, work: Staged | Callable[[], bytes]) -> tuple[bytes, bool]:
+        """(body, came_from_cache) for `key`, computing `work()` in a thread when needed (a
+        Staged render's forward pass through the batcher)."""
         body = self.cache.get(key)
         if body is not None:
             return body, True
@@ -158,7 +294,7 @@ class Renderer:
         try:
             # The pool's `concurrency` threads bound the work running at once, even for renders
             # whose client went away (a thread cannot be cancelled; it finishes, then is reused).
-            body = await loop.run_in_executor(self._pool, work)
+            body = await self._compute(work)
             self.cache.put(key, body)
             future.set_result(body)
             return body, False

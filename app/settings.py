@@ -28,6 +28,9 @@ class Settings(ServiceSettings):
     body_timeout: float = Field(10.0, gt=0)  # seconds a request body may take to arrive (then 408)
     generate_concurrency: int = Field(2, ge=1)  # generations computed at once per app process
     generate_queue: int = Field(16, ge=0)  # generations allowed to wait; beyond: 503 + Retry-After
+    # Renders of one model arriving within this many ms share G's forward pass (0: each its own)
+    render_batch_window_ms: float = Field(4.0, ge=0, le=1000)
+    render_batch_rows: int = Field(64, ge=1, le=4096)  # noise rows per shared forward pass at most
     max_zip_streams: int = Field(4, ge=1)  # /faces.zip answers streaming at once per app process
     response_cache_bytes: int = Field(64 * 2**20, ge=0)  # rendered images kept per app process
     model_check_seconds: float = Field(1.0, ge=0)  # how stale "the newest checkpoint" may be

@@ -98,13 +98,19 @@ def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
     return run_generator(g, sample_noise(seed, winners, g.nz, truncation))
 
 
+def interpolation_noise(seed_a: int, seed_b: int, steps: int, nz: int,
+                        truncation: float | None = None) -> torch.Tensor:
+    """`steps` noise rows walking from image 0 of seed_a to image 0 of seed_b along the sphere."""
+    a = sample_noise(seed_a, [0], nz, truncation)[0]
+    b = sample_noise(seed_b, [0], nz, truncation)[0]
+    ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
+    return torch.stack([slerp(a, b, t) for t in ts])
+
+
 def interpolate(g: Generator, seed_a: int, seed_b: int, steps: int,
                 truncation: float | None = None) -> torch.Tensor:
     """`steps` images walking from image 0 of seed_a to image 0 of seed_b along the sphere."""
-    a = sample_noise(seed_a, [0], g.nz, truncation)[0]
-    b = sample_noise(seed_b, [0], g.nz, truncation)[0]
-    ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
-    return run_generator(g, torch.stack([slerp(a, b, t) for t in ts]))
+    return run_generator(g, interpolation_noise(seed_a, seed_b, steps, g.nz, truncation))
 
 
 def networks_from_checkpoint(state: dict[str, Any], device: torch.device | str = "cpu",

@@ -5,9 +5,10 @@ import asyncio
 import threading
 
 import pytest
+import torch
 
 from app.registry import Busy
-from app.render import ByteLRU, Renderer
+from app.render import ByteLRU, GridQuery, Renderer, StripQuery, render_grid, render_strip
 
 
 def test_the_byte_cache_stays_under_its_capacity_and_drops_the_oldest():
@@ -91,3 +92,102 @@ def test_streams_beyond_the_bound_are_refused_until_one_ends():
     r.open_stream()
     with pytest.raises(Busy):
         r.open_stream()
+
+
+# -- request batching: real generators, real renders ------------------------------------------
+
+def _loaded(identity: str, seed: int = 0):
+    from app.registry import Loaded
+    from model.checkpoint import CheckpointRef
+    from model.config import TrainConfig
+    from model.networks import networks_for
+
+    torch.manual_seed(seed)
+    g, _ = networks_for(TrainConfig(ngf=16, ndf=16))
+    g.to(memory_format=torch.channels_last).eval().requires_grad_(False)
+    return Loaded("job", CheckpointRef.__new__(CheckpointRef), identity, g, None)
+
+
+GRIDS = [GridQuery(seed, n, 8, None, None, "png") for seed, n in [(1, 1), (2, 5), (1, 3), (7, 17), (3, 1), (9, 2)]]
+STRIPS = [StripQuery(1, 2, 6, None, "png"), StripQuery(4, 5, 3, 0.7, "gif")]
+
+
+def _works(model):
+    return [render_grid(model, q) for q in GRIDS] + [render_strip(model, q) for q in STRIPS]
+
+
+@pytest.mark.parametrize("rows", [64, 7, 1])
+def test_batched_renders_are_byte_for_byte_what_each_gives_alone(rows):
+    """Concurrent renders of two models, batched in different compositions (all in one pass, a
+    few per pass, one per pass), give exactly the bytes each gives rendered alone and unbatched."""
+    models = [_loaded("a", 0), _loaded("b", 1)]
+    alone = [w() for m in models for w in _works(m)]
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=2, queue=64, streams=1, batch_window_ms=200, batch_rows=rows)
+        works = [w for m in models for w in _works(m)]
+        bodies = await asyncio.gather(*[r.get(f"k{i}", w) for i, w in enumerate(works)])
+        return [b for b, _ in bodies], r.batcher.passes
+
+    batched, passes = asyncio.run(main())
+    assert batched == alone
+    if rows == 64:
+        assert passes == 2  # one forward pass per model
+    else:
+        assert passes > 2
+
+
+def test_with_the_window_at_zero_every_render_runs_its_own_pass():
+    model = _loaded("a")
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=2, queue=64, streams=1, batch_window_ms=0)
+        await asyncio.gather(*[r.get(f"k{i}", w) for i, w in enumerate(_works(model))])
+        return r.batcher.passes
+
+    assert asyncio.run(main()) == len(GRIDS) + len(STRIPS)
+
+
+def test_a_render_whose_caller_went_away_is_taken_out_of_its_batch():
+    model = _loaded("a")
+    seen = []
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=1, queue=8, streams=1, batch_window_ms=300)
+        forward = r.batcher.forward
+
+        async def spy(m, noise):
+            seen.append(len(noise))
+            return await forward(m, noise)
+        r.batcher.forward = spy
+        gone = asyncio.create_task(r.get("gone", render_grid(model, GridQuery(5, 9, 8, None, None, "png"))))
+        kept = asyncio.create_task(r.get("kept", render_grid(model, GridQuery(6, 2, 8, None, None, "png"))))
+        while len(seen) < 2:  # both are gathering in the open batch
+            await asyncio.sleep(0.01)
+        gone.cancel()
+        body, _ = await kept
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return body, r.batcher
+
+    body, batcher = asyncio.run(main())
+    assert body == render_grid(model, GridQuery(6, 2, 8, None, None, "png"))()
+    assert batcher.passes == 1 and batcher._running == 0 and not batcher._gathering and not batcher._due
+
+
+def test_an_error_in_a_shared_pass_reaches_every_render_of_the_batch_and_frees_the_slot():
+    model = _loaded("a")
+    broken = _loaded("a")
+    broken.g.forward = lambda z: (_ for _ in ()).throw(RuntimeError("boom"))
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=1, queue=8, streams=1, batch_window_ms=50)
+        works = [render_grid(broken, GridQuery(s, 2, 8, None, None, "png")) for s in range(3)]
+        results = await asyncio.gather(*[r.get(f"k{i}", w) for i, w in enumerate(works)],
+                                       return_exceptions=True)
+        after, _ = await r.get("ok", render_grid(model, GridQuery(1, 1, 8, None, None, "png")))
+        return results, after
+
+    results, after = asyncio.run(main())
+    assert all(isinstance(e, RuntimeError) and str(e) == "boom" for e in results)
+    assert after == render_grid(model, GridQuery(1, 1, 8, None, None, "png"))()
