@@ -19,6 +19,7 @@ from app.queue import QueueSender, celery_sender
 from app.registry import ModelRegistry
 from app.render import Renderer
 from app.settings import Settings, get_settings
+from model.backends import resolve_backend
 from model.runtime import limit_malloc_arenas, resolve_device
 from worker.store import JobStore
 
@@ -63,8 +64,9 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.settings = settings
     app.state.store = store
     app.state.enqueue = QueueSender(enqueue or celery_sender(settings), timeout=settings.broker_timeout + 1.0)
-    app.state.registry = ModelRegistry(settings.runs_dir, resolve_device(settings.device),
-                                       settings.model_check_seconds)
+    device = resolve_device(settings.device)
+    app.state.registry = ModelRegistry(settings.runs_dir, device, settings.model_check_seconds,
+                                       backend=resolve_backend(settings.render_backend, device))
     app.state.renderer = Renderer(settings.response_cache_bytes, settings.generate_concurrency,
                                   settings.generate_queue, settings.max_zip_streams,
                                   settings.render_batch_window_ms, settings.render_batch_rows)

@@ -23,6 +23,7 @@ import torch
 
 from app.default_model import Choice, DefaultRule
 from app.schemas import ModelInfo
+from model.backends import OnnxGenerator, serving_generator
 from model.checkpoint import (
     SERVING_ENTRIES,
     CheckpointError,
@@ -62,8 +63,9 @@ class Loaded:
     job_id: str
     ref: CheckpointRef
     identity: str  # changes whenever the file does: part of every ETag
-    g: Generator
+    g: Generator | OnnxGenerator
     d: Discriminator | None
+    backend: str = "torch"  # what runs g: part of every ETag (backends agree to ~1e-5, not bit for bit)
 
     @property
     def tag(self) -> str:
@@ -81,10 +83,12 @@ class _Answer:
 
 class ModelRegistry:
     def __init__(self, runs_dir: Path, device: torch.device, check_seconds: float = 1.0, *,
-                 max_loaded: int = MAX_LOADED, load_concurrency: int = 1, load_queue: int = 8) -> None:
+                 backend: str = "torch", max_loaded: int = MAX_LOADED, load_concurrency: int = 1,
+                 load_queue: int = 8) -> None:
         self.runs_dir = Path(runs_dir)
         self.store = JobStore(self.runs_dir)
         self.device = device
+        self.backend = backend  # "torch" or "onnxruntime" (model/backends.resolve_backend)
         self.check_seconds = check_seconds
         self.max_loaded = max_loaded
         self._lock = threading.Lock()
@@ -288,6 +292,7 @@ class ModelRegistry:
         try:
             state = load_checkpoint(ref.path, entries=SERVING_ENTRIES)
             g, d = networks_from_checkpoint(state, self.device, with_discriminator=True)
+            g = serving_generator(g, self.backend)
         except CheckpointError as exc:
             self._remember_bad(identity, str(exc))
             raise
@@ -295,7 +300,7 @@ class ModelRegistry:
             msg = f"{ref.name}: unusable checkpoint ({type(exc).__name__})"
             self._remember_bad(identity, msg)
             raise CheckpointError(msg) from None
-        return Loaded(job_id, ref, identity, g, d)
+        return Loaded(job_id, ref, identity, g, d, self.backend)
 
     def _remember_bad(self, identity: str, why: str) -> None:
         with self._lock:

@@ -55,7 +55,7 @@ class StripQuery:
 
 
 def etag(model: Loaded, query: GridQuery | StripQuery) -> str:
-    text = f"{model.identity}|{type(query).__name__}|{sorted(asdict(query).items())}"
+    text = f"{model.identity}|{model.backend}|{type(query).__name__}|{sorted(asdict(query).items())}"
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 

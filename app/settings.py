@@ -3,6 +3,7 @@ limits, read once from the environment (and an optional .env file)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,6 +29,8 @@ class Settings(ServiceSettings):
     body_timeout: float = Field(10.0, gt=0)  # seconds a request body may take to arrive (then 408)
     generate_concurrency: int = Field(2, ge=1)  # generations computed at once per app process
     generate_queue: int = Field(16, ge=0)  # generations allowed to wait; beyond: 503 + Retry-After
+    # What runs G for /generate and friends: auto (onnxruntime on a CPU, torch on a GPU), torch, onnxruntime
+    render_backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     # Renders of one model arriving within this many ms share G's forward pass (0: each its own)
     render_batch_window_ms: float = Field(4.0, ge=0, le=1000)
     render_batch_rows: int = Field(64, ge=1, le=4096)  # noise rows per shared forward pass at most

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.backends import onnx_bytes
 from model.checkpoint import SERVING_ENTRIES, CheckpointError, CheckpointRef, load_epoch
 from model.config import TrainConfig
 from model.fsutil import atomic_open
@@ -30,7 +31,7 @@ FORMAT = "dcgan-faces-generator/1"
 # format -> file suffix
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 INSTALL_HINT = "pip install 'dcgan-faces[export]'"
-ONNX_OPSET = 17  # run by onnxruntime >= 1.14 and most other runtimes
+
 TORCHSCRIPT_CONFIG = "config.json"  # the `_extra_files` entry holding the metadata
 
 
@@ -91,19 +92,11 @@ def _safetensors_bytes(g: nn.Module, meta: dict[str, str]) -> bytes:
 
 
 def _onnx_bytes(g: nn.Module, meta: dict[str, str]) -> bytes:
-    # torch's TorchScript-based exporter (dynamo=False) needs only the `onnx` package and takes
-    # about a second; the torch.export-based one also needs `onnxscript` and is ~15x slower here.
     try:
         import onnx
     except ImportError:
         raise MissingLibrary(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter announces its deprecation
-        torch.onnx.export(g, (torch.zeros(2, g.nz, 1, 1),), buf, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["noise"], output_names=["images"],
-                          dynamic_axes={"noise": {0: "batch"}, "images": {0: "batch"}})
-    model = onnx.load_model_from_string(buf.getvalue())
+    model = onnx.load_model_from_string(onnx_bytes(g))
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -7,13 +7,16 @@ runs in eval mode (BatchNorm running statistics), so batch-mates do not change a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from model.config import TrainConfig
 from model.networks import Discriminator, Generator, networks_for
+
+if TYPE_CHECKING:
+    from model.backends import OnnxGenerator
 
 MAX_INDEX = 1 << 24  # images per seed; (seed << 24 | index) must fit the 64-bit generator seed
 CHUNK = 64  # images per forward pass
@@ -58,12 +61,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_generator(g: Generator, noise: torch.Tensor, device: torch.device | str | None = None
+def run_generator(g: Generator | OnnxGenerator, noise: torch.Tensor, device: torch.device | str | None = None
                   ) -> torch.Tensor:
     """Images in [-1, 1] on the CPU, computed CHUNK at a time. On CUDA every pass has exactly
     CHUNK rows (the last one padded), so kernel choice, and with it the bits of a face, never
     depends on how many images were asked for."""
-    device = torch.device(device) if device is not None else next(g.parameters()).device
+    if device is None:  # an onnxruntime generator (model/backends.py) says where it runs
+        device = getattr(g, "device", None) or next(g.parameters()).device
+    device = torch.device(device)
     outs = []
     for start in range(0, noise.shape[0], CHUNK):
         z = noise[start:start + CHUNK]

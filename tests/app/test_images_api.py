@@ -157,3 +157,27 @@ def test_every_integer_parameter_refuses_a_number_written_as_a_float(served):
             tried.append((path, p["name"]))
     assert {("/generate", "n"), ("/generate", "seed"), ("/jobs/{job_id}/export", "epoch"),
             ("/faces.zip", "epoch"), ("/jobs/{job_id}/snapshots/{epoch}.png", "epoch")} <= set(tried), tried
+
+
+def test_the_cpu_renders_with_onnxruntime_unless_told_torch_and_the_etag_says_which(served, tmp_path,
+                                                                                      served_runs, queue):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from model.backends import OnnxGenerator
+    from tests.app.conftest import make_settings
+
+    c, _ = served
+    runs, _ = served_runs
+    settings = make_settings(tmp_path / "torch", render_backend="torch")
+    shutil.copytree(runs, settings.runs_dir)
+    with TestClient(create_app(settings, enqueue=queue)) as t:
+        by_ort, by_torch = c.get("/generate?seed=3&n=16"), t.get("/generate?seed=3&n=16")
+        assert t.app.state.registry.backend == "torch" and c.app.state.registry.backend == "onnxruntime"
+        assert isinstance(c.app.state.registry.get(None, None).g, OnnxGenerator)
+    assert by_ort.status_code == by_torch.status_code == 200
+    assert by_ort.headers["etag"] != by_torch.headers["etag"]  # not promised to be bit for bit the same
+    diff = np.abs(pixels(by_ort.content).astype(int) - pixels(by_torch.content).astype(int))
+    assert diff.max() <= 1  # the backends' stated tolerance: one level of 8-bit colour at most
