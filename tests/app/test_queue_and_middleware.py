@@ -29,6 +29,42 @@ def test_a_send_that_hangs_is_given_up_after_the_deadline_and_others_fail_fast()
     assert sent == ["c"]
 
 
+def test_a_burst_waits_for_a_free_send_slot_instead_of_being_refused():
+    """Busy slots are not a sick broker: eight callers at once on one slot, each send slow but
+    well within the deadline, are all sent (before, seven were told the queue was not answering)."""
+    sent = []
+    start = threading.Barrier(8)
+
+    def slow(job_id):
+        time.sleep(0.05)
+        sent.append(job_id)
+
+    sender = QueueSender(slow, timeout=30, concurrency=1)
+
+    def call(job_id):
+        start.wait()
+        sender(job_id)
+
+    threads = [threading.Thread(target=call, args=(str(i),)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sent) == [str(i) for i in range(8)]
+
+
+def test_a_caller_waiting_for_a_slot_gives_up_at_its_deadline():
+    gate = threading.Event()
+    sender = QueueSender(lambda job_id: gate.wait(10), timeout=0.5, concurrency=1)
+    started = threading.Thread(target=lambda: pytest.raises(BrokerUnavailable, sender, "a"))
+    started.start()
+    time.sleep(0.1)  # "a" holds the only slot, not yet past its deadline
+    with pytest.raises(BrokerUnavailable):
+        sender("b")  # waits for the slot, then hears that the queue is not answering
+    gate.set()
+    started.join()
+
+
 def test_errors_of_the_send_reach_the_caller():
     def refuse(job_id):
         raise BrokerUnavailable("down")
