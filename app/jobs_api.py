@@ -117,13 +117,15 @@ def cancel_job(job_id: JobId, store: StoreDep) -> Job:
 
 
 @_routes.post("/jobs/{job_id}/resume", response_model=Job, status_code=202, dependencies=[Authorized],
-             responses=problems(401, 404, 409, 422, 503),
+             responses=problems(401, 404, 409, 422, 429, 503),
              summary="Resume a cancelled or failed job from its last checkpoint, or extend a job",
              description="With `{\"epochs\": N}` (more than it has), a succeeded, cancelled or failed "
-                         "job trains on to N epochs.")
-def resume_job(job_id: JobId, store: StoreDep, enqueue: EnqueueDep,
+                         "job trains on to N epochs. A resumed job is active again: like a new one, it "
+                         "needs room under MAX_ACTIVE_JOBS (429 otherwise).")
+def resume_job(job_id: JobId, store: StoreDep, enqueue: EnqueueDep, settings: SettingsDep,
                body: Annotated[ResumeRequest | None, Body()] = None) -> Job:
-    return job_view(store, jobs.resume(store, job_id, enqueue, body.epochs if body else None))
+    return job_view(store, jobs.resume(store, job_id, enqueue, body.epochs if body else None,
+                                       max_active=settings.max_active_jobs))
 
 
 @_routes.delete("/jobs/{job_id}", status_code=204, dependencies=[Authorized],

@@ -31,6 +31,12 @@ def _fingerprint(config: dict, data: DataSource) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _check_room(store: JobStore, max_active: int) -> None:
+    if store.count_active() >= max_active:
+        raise TooManyJobs(f"{max_active} jobs are already queued or running; wait for one to "
+                          "finish or cancel one")
+
+
 def submit(store: JobStore, config: dict, data: DataSource, enqueue: Enqueue, *, max_active: int,
            idempotency_key: str | None = None) -> tuple[str, bool]:
     """Record a job and send its wake-up message. Returns (job id, created); with a key that was
@@ -47,10 +53,9 @@ def submit(store: JobStore, config: dict, data: DataSource, enqueue: Enqueue, *,
                                            f"(job {first_job}); use a new key for a new job")
             return first_job, False
     try:
-        if store.count_active() >= max_active:
-            raise TooManyJobs(f"{max_active} jobs are already queued or running; wait for one to "
-                              "finish or cancel one")
-        store.create(lifecycle.queue(job_id, config, data))
+        with store.admission():  # no other job is admitted between the count and the create
+            _check_room(store, max_active)
+            store.create(lifecycle.queue(job_id, config, data))
         try:
             enqueue(job_id)
         except BaseException:
@@ -74,17 +79,22 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
     return store.update(job_id, change)
 
 
-def resume(store: JobStore, job_id: str, enqueue: Enqueue, epochs: int | None = None) -> JobRecord:
+def resume(store: JobStore, job_id: str, enqueue: Enqueue, epochs: int | None = None, *,
+           max_active: int) -> JobRecord:
     """Queue a cancelled or failed job again from its last checkpoint (or extend a finished one
-    to `epochs`). If the queue refuses the message the job is left as it was."""
-    before = store.read(job_id)
-
+    to `epochs`). It becomes active again, so it needs room under `max_active` like a new job
+    (TooManyJobs); a job that may not resume says so first (JobConflict). If the queue refuses
+    the message the job is left as it was."""
     def change(rec: JobRecord) -> JobRecord:
         after = lifecycle.resume(rec, epochs)
         store.clear_cancel(job_id)
         return after
 
-    store.update(job_id, change)
+    with store.admission():
+        before = store.read(job_id)
+        lifecycle.resume(before, epochs)  # JobConflict before TooManyJobs
+        _check_room(store, max_active)
+        store.update(job_id, change)
     try:
         enqueue(job_id)
     except BrokerUnavailable:

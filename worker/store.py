@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from worker.errors import JobDamaged, JobNotFound, StoreBusy
 from worker.records import ACTIVE, JOB_ID, DamagedRecord, JobRecord, now
 
 RECORD_LOCK_WAIT = 5.0  # seconds to wait for another process's read-modify-write of a record
+ADMISSION_WAIT = 30.0  # seconds a request may queue to count the active jobs and add one
+_admission_threads: dict[Path, threading.Lock] = {}  # per RUNS_DIR, for the threads of this process
+_admission_guard = threading.Lock()
 MAX_RECORD_BYTES = 1 << 20  # a job.json is a few KB; anything this big is not one of ours
 
 
@@ -179,6 +183,30 @@ class JobStore:
 
     def count_active(self) -> int:
         return sum(1 for r in self.list() if r.state in ACTIVE)
+
+    @contextlib.contextmanager
+    def admission(self, wait: float = ADMISSION_WAIT) -> Iterator[None]:
+        """Held while counting the active jobs and making one more job active (a new job, a
+        resume), by every thread and process on this RUNS_DIR, so that no count goes stale
+        before the job it admitted is written: MAX_ACTIVE_JOBS holds however many requests
+        arrive at once. The threads of one process take turns on a lock of their own (woken as
+        it is released), the processes on `RUNS_DIR/.admission.lock`; StoreBusy after `wait`."""
+        with _admission_guard:
+            threads = _admission_threads.setdefault(self.root.absolute(), threading.Lock())
+        deadline = time.monotonic() + wait
+        if not threads.acquire(timeout=wait):
+            raise StoreBusy("too many jobs are being started at once; try again")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / ".admission.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                if not _flock(fd, max(0.0, deadline - time.monotonic())):
+                    raise StoreBusy("too many jobs are being started at once; try again")
+                yield
+            finally:
+                os.close(fd)
+        finally:
+            threads.release()
 
     # -- cancel flag ----------------------------------------------------------------------
     def request_cancel(self, job_id: str) -> None:

@@ -70,9 +70,22 @@ def test_cancel_of_a_job_whose_trainer_holds_the_lock_waits_for_the_trainer(stor
 def test_resume_queues_again_clears_the_flag_and_sends_the_message(store, queue):
     job_id, _ = jobs.submit(store, tiny_job_config(), DATA, queue, max_active=5)
     jobs.cancel(store, job_id)
-    rec = jobs.resume(store, job_id, queue)
+    rec = jobs.resume(store, job_id, queue, max_active=5)
     assert rec.state is JobState.QUEUED and not rec.needs_enqueue and not store.cancel_requested(job_id)
     assert queue.sent == [job_id, job_id]
+
+
+def test_resume_needs_room_under_max_active_like_a_new_job(store, queue):
+    stopped, _ = jobs.submit(store, tiny_job_config(), DATA, queue, max_active=2)
+    jobs.cancel(store, stopped)
+    active = [jobs.submit(store, tiny_job_config(), DATA, queue, max_active=2)[0] for _ in range(2)]
+    with pytest.raises(jobs.TooManyJobs, match="2 jobs are already queued or running"):
+        jobs.resume(store, stopped, queue, max_active=2)
+    assert store.read(stopped).state is JobState.CANCELLED and queue.sent.count(stopped) == 1
+    with pytest.raises(JobConflict):  # a job that may not resume says so, whatever the count
+        jobs.resume(store, active[0], queue, max_active=2)
+    jobs.cancel(store, active[0])
+    assert jobs.resume(store, stopped, queue, max_active=2).state is JobState.QUEUED
 
 
 def test_resume_is_undone_when_the_queue_refuses(store, queue):
@@ -80,7 +93,7 @@ def test_resume_is_undone_when_the_queue_refuses(store, queue):
     before = store.update(job_id, lambda r: lifecycle.fail(r, "boom"))
     queue.refuse = True
     with pytest.raises(BrokerUnavailable):
-        jobs.resume(store, job_id, queue)
+        jobs.resume(store, job_id, queue, max_active=5)
     after = store.read(job_id)
     assert after.state is JobState.FAILED and after.error == "boom"
     assert after.model_dump(exclude={"updated_at"}) == before.model_dump(exclude={"updated_at"})
@@ -89,7 +102,7 @@ def test_resume_is_undone_when_the_queue_refuses(store, queue):
 def test_resume_with_more_epochs_extends_a_succeeded_job(store, queue):
     job_id, _ = jobs.submit(store, tiny_job_config(epochs=2), DATA, queue, max_active=5)
     store.update(job_id, lambda r: r.model_copy(update={"state": JobState.SUCCEEDED}))
-    rec = jobs.resume(store, job_id, queue, epochs=5)
+    rec = jobs.resume(store, job_id, queue, epochs=5, max_active=5)
     assert rec.state is JobState.QUEUED and rec.epochs == 5 and rec.config["epochs"] == 5
 
 
