@@ -8,6 +8,9 @@ model.train writes there, so a job survives any process, broker or Redis restart
     .record.lock   flock held for the moment of a read-modify-write of job.json
     .owner.lock    flock held by the one process training the job, for as long as it trains
 
+and beside the jobs, `RUNS_DIR/.admission.lock`: flock held while counting the active jobs and
+making one more active (MAX_ACTIVE_JOBS).
+
 Ownership is a kernel lock, not a flag: it is released the instant its process dies (SIGKILL
 included), so a dead worker can never keep a job, and two live ones can never both have it.
 """
@@ -33,7 +36,7 @@ from worker.errors import JobDamaged, JobNotFound, StoreBusy
 from worker.records import ACTIVE, JOB_ID, DamagedRecord, JobRecord, now
 
 RECORD_LOCK_WAIT = 5.0  # seconds to wait for another process's read-modify-write of a record
-ADMISSION_WAIT = 30.0  # seconds a request may queue to count the active jobs and add one
+ADMISSION_WAIT = 10.0  # seconds a request may queue to count the active jobs and add one
 _admission_threads: dict[Path, threading.Lock] = {}  # per RUNS_DIR, for the threads of this process
 _admission_guard = threading.Lock()
 MAX_RECORD_BYTES = 1 << 20  # a job.json is a few KB; anything this big is not one of ours

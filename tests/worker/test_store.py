@@ -111,6 +111,25 @@ def test_a_record_locked_by_another_process_is_busy_after_a_bounded_wait(store):
     store.update(rec.job_id, lambda r: lifecycle.fail(r, "x"))  # free again
 
 
+def test_admission_is_exclusive_across_processes(store):
+    """Another process (an app of a second uvicorn worker, say) counting and creating a job holds
+    RUNS_DIR/.admission.lock: this one waits for it, and is told busy after its bound."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(store.root / ".admission.lock", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StoreBusy, match="being started at once"), store.admission(wait=0.3):
+            pass
+    finally:
+        release.set()
+        holder.join(10)
+    with store.admission(wait=5):  # free again
+        pass
+
+
 def test_the_owner_lock_admits_one_owner_and_is_released_with_it(store):
     rec = make(store)
     lease = store.try_own(rec.job_id)
