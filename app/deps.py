@@ -1,4 +1,8 @@
-"""FastAPI dependencies: settings, the job store, the queue, the model registry, the renderer, auth."""
+"""FastAPI dependencies: settings, the job store, the queue, the model registry, the renderer, auth.
+
+Each is `async` (none of them waits on anything): FastAPI runs a plain `def` dependency in its
+thread pool, so a request that needs no thread (/healthz) would otherwise wait for one behind
+slow routes."""
 from __future__ import annotations
 
 import secrets
@@ -16,23 +20,23 @@ from worker.store import JobStore
 _bearer = HTTPBearer(auto_error=False, description="the server's API_TOKEN")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> JobStore:
+async def get_store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def get_enqueue(request: Request) -> Callable[[str], None]:
+async def get_enqueue(request: Request) -> Callable[[str], None]:
     return request.app.state.enqueue
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_renderer(request: Request) -> Renderer:
+async def get_renderer(request: Request) -> Renderer:
     return request.app.state.renderer
 
 
@@ -49,7 +53,7 @@ def _token_matches(settings: Settings, creds: HTTPAuthorizationCredentials | Non
         secrets.compare_digest(creds.credentials.encode(), settings.api_token.encode())
 
 
-def require_token(settings: SettingsDep, creds: Credentials) -> None:
+async def require_token(settings: SettingsDep, creds: Credentials) -> None:
     if not settings.api_token:
         raise HTTPException(503, "this server has no API_TOKEN set, so nothing can change state; "
                                  "set API_TOKEN and restart it")
@@ -58,7 +62,7 @@ def require_token(settings: SettingsDep, creds: Credentials) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def is_operator(request: Request, settings: SettingsDep) -> bool:
+async def is_operator(request: Request, settings: SettingsDep) -> bool:
     """Whether the caller sent the token (reads then show operator detail); never refuses, and
     is no security requirement of the route (the Authorization header is read directly)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from model.fsutil import atomic_write_bytes
+from model.fsutil import FileTooLarge, NotARegularFile, atomic_write_bytes, read_bounded
 from worker.errors import JobDamaged, JobNotFound, StoreBusy
 from worker.records import ACTIVE, JOB_ID, DamagedRecord, JobRecord, now
 
@@ -116,15 +116,14 @@ class JobStore:
     def read(self, job_id: str) -> JobRecord:
         """The record; JobNotFound when there is none, JobDamaged when job.json is not a valid one."""
         path = self._record(job_id)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_RECORD_BYTES + 1)
+        try:  # bounded: a FIFO or a huge file in its place must not hang or flood the reader
+            raw = read_bounded(path, MAX_RECORD_BYTES)
         except (FileNotFoundError, NotADirectoryError):
             raise JobNotFound(job_id) from None
+        except (NotARegularFile, FileTooLarge) as exc:
+            raise JobDamaged(str(exc)) from None
         except OSError as exc:
             raise JobDamaged(f"job.json is unreadable ({exc.strerror})") from None
-        if len(raw) > MAX_RECORD_BYTES:
-            raise JobDamaged(f"job.json is over {MAX_RECORD_BYTES} bytes")
         try:
             record = JobRecord.model_validate_json(raw)
         except ValidationError as exc:

@@ -156,3 +156,34 @@ def test_list_is_newest_first_and_empty_without_a_runs_folder(tmp_path):
     time.sleep(1.1)  # ids sort by creation second
     b = make(store)
     assert [r.job_id for r in store.list()] == [b.job_id, a.job_id]
+
+
+def _unblock_fifo(path) -> None:
+    """Open the FIFO's other end (and close it) so that a reader stuck in open() gets EOF."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # nobody is waiting on it
+
+
+def test_a_fifo_or_a_huge_file_in_place_of_a_record_is_damaged_and_never_blocks(store):
+    import threading
+    good, fifo, huge = make(store), make(store), make(store)
+    fifo_path = store.run_dir(fifo.job_id) / "job.json"
+    fifo_path.unlink()
+    os.mkfifo(fifo_path)  # a reader that opens it blocking waits for a writer that never comes
+    with open(store.run_dir(huge.job_id) / "job.json", "r+b") as f:
+        f.truncate(1 << 40)  # sparse: 1 TiB that costs nothing on disk
+    listed: dict = {}
+    reader = threading.Thread(target=lambda: listed.update({r.job_id: r for r in store.list()}), daemon=True)
+    reader.start()
+    reader.join(30)
+    try:
+        assert not reader.is_alive(), "listing the jobs hangs on a FIFO job.json"
+    finally:
+        _unblock_fifo(fifo_path)
+    assert listed[good.job_id] == good
+    assert isinstance(listed[fifo.job_id], DamagedRecord) and "not a regular file" in listed[fifo.job_id].error
+    assert isinstance(listed[huge.job_id], DamagedRecord) and "over 1048576 bytes" in listed[huge.job_id].error
+    with pytest.raises(JobDamaged, match="not a regular file"):
+        store.read(fifo.job_id)

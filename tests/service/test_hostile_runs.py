@@ -1,0 +1,77 @@
+"""Hostile things in RUNS_DIR and clients that race each other (issue "Hold under attack, round
+2b"): real Redis, real Celery worker, real uvicorn. docs/RELIABILITY.md lists each guarantee."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+
+import httpx
+import pytest
+
+from tests.service.stack import Redis, Stack, client, submit, wait_for, wait_job
+
+pytestmark = pytest.mark.slow
+
+FIFO_JOB = "20260101-000000-0f1f0f"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A stack with a worker, an app and one tiny job trained (so /generate has a model)."""
+    folder = tmp_path_factory.mktemp("hostile")
+    redis = Redis(folder / "redis")
+    stack = Stack(folder / "stack", redis.url)
+    try:
+        stack.start_worker()
+        url = stack.start_app()
+        with client(url) as c:
+            wait_job(c, submit(c), {"succeeded"})
+        yield stack, url
+    finally:
+        stack.stop()
+        redis.stop()
+
+
+def _seen_at(stack: Stack) -> float:
+    return max((json.loads((stack.runs / "_workers" / name).read_text())["seen_at"]
+                for name in stack.heartbeats()), default=0.0)
+
+
+def test_a_fifo_job_record_is_damaged_and_stalls_no_route(served):
+    """A job.json replaced by a FIFO once hung /jobs, / and /metrics for good; 45 of those filled
+    the thread pool and /healthz, /readyz and /generate stopped answering too."""
+    stack, url = served
+    fifo = stack.runs / FIFO_JOB / "job.json"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    before = _seen_at(stack)
+
+    def get(path: str) -> tuple[str, int, str]:
+        with httpx.Client(base_url=url, timeout=30) as c:  # a hang shows as a ReadTimeout
+            r = c.get(path)
+            return path, r.status_code, r.text
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(48) as pool:
+            slow = [pool.submit(get, path) for path in ["/jobs", "/", "/metrics"] * 15]
+            probes = [pool.submit(get, path) for path in ["/healthz", "/readyz", "/generate?seed=1"]]
+            probed = [f.result() for f in probes]
+            listed = [f.result() for f in slow]
+    finally:
+        try:  # let any reader stuck in open() go (before the fix there were many)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert [(path, code) for path, code, _ in probed] == [("/healthz", 200), ("/readyz", 200),
+                                                           ("/generate?seed=1", 200)]
+    assert {code for _, code, _ in listed} == {200}
+    jobs = {j["job_id"]: j for j in httpx.get(f"{url}/jobs", timeout=30).json()["jobs"]}
+    assert jobs[FIFO_JOB]["state"] == "damaged" and "not a regular file" in jobs[FIFO_JOB]["error"]
+    assert 'dcgan_jobs{state="damaged"} 1.0' in next(text for path, _, text in listed if path == "/metrics")
+    assert FIFO_JOB in next(text for path, _, text in listed if path == "/")
+    # The worker's watchdog lists every record too: a heartbeat after the FIFO starts a pass,
+    # the next one proves that pass came back.
+    wait_for(lambda: _seen_at(stack) > before, 30, "a heartbeat after the FIFO appeared")
+    mark = _seen_at(stack)
+    wait_for(lambda: _seen_at(stack) > mark, 30, "the heartbeat after a watchdog pass")
