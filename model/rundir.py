@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,10 +64,11 @@ class RunDir:
         return self.snapshots / f"epoch-{epoch:04d}.png"
 
     def snapshot_epochs(self) -> list[int]:
-        if not self.snapshots.is_dir():
+        try:  # the job may be deleted while it is listed
+            names = os.listdir(self.snapshots)
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(int(m.group(1)) for p in self.snapshots.iterdir()
-                      if (m := _SNAPSHOT.match(p.name)))
+        return sorted(int(m.group(1)) for name in names if (m := _SNAPSHOT.match(name)))
 
     # -- config.json ------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:

@@ -121,10 +121,11 @@ def delete(store: JobStore, job_id: str) -> None:
         time.sleep(0.05)
     if lease is None:
         raise JobConflict(f"job {job_id} is being trained; cancel it before deleting it")
+    def keep_an_active_one(record: JobRecord | None) -> None:
+        if record is not None and record.state in ACTIVE:  # a resume may have queued it meanwhile
+            raise JobConflict(f"job {job_id} is {record.state.value}; cancel it before deleting it")
+
     try:
-        state = _state(store, job_id)
-        if state in ACTIVE:
-            raise JobConflict(f"job {job_id} is {state.value}; cancel it before deleting it")
-        store.delete(job_id)
+        store.delete(job_id, keep=keep_an_active_one)
     finally:
         lease.release()

@@ -102,15 +102,24 @@ class JobStore:
             raise
         return record
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, keep: Callable[[JobRecord | None], None] | None = None) -> None:
         """Remove a job's folder and everything in it: first renamed out of sight (atomic, so a
-        reader sees the whole job or none of it), then removed."""
+        reader sees the whole job or none of it), then removed. The rename happens under the
+        record lock, so no read-modify-write of the record is halfway through it; `keep(record)`
+        (None for a damaged record) is called under that lock and may raise to keep the job."""
         run = self.run_dir(job_id)
         trash = self.root / f".deleted-{job_id}-{secrets.token_hex(4)}"
-        try:
-            os.rename(run, trash)
-        except FileNotFoundError:
-            return
+        with self._locked(job_id):
+            if keep is not None:
+                try:
+                    record = self.read(job_id)
+                except JobDamaged:
+                    record = None
+                keep(record)
+            try:
+                os.rename(run, trash)
+            except FileNotFoundError:
+                return
         shutil.rmtree(trash, ignore_errors=True)
 
     def read(self, job_id: str) -> JobRecord:
@@ -133,7 +142,12 @@ class JobStore:
         return record
 
     def _write(self, record: JobRecord) -> None:
-        atomic_write_bytes(self._record(record.job_id), record.model_dump_json(indent=1).encode())
+        # Never makes the folder: a write that comes after a delete must not bring the job back.
+        try:
+            atomic_write_bytes(self._record(record.job_id), record.model_dump_json(indent=1).encode(),
+                               make_parents=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise JobNotFound(record.job_id) from None
 
     @contextlib.contextmanager
     def _locked(self, job_id: str) -> Iterator[None]:
@@ -212,7 +226,10 @@ class JobStore:
 
     # -- cancel flag ----------------------------------------------------------------------
     def request_cancel(self, job_id: str) -> None:
-        atomic_write_bytes(self.run_dir(job_id) / "cancel", b"")
+        try:
+            atomic_write_bytes(self.run_dir(job_id) / "cancel", b"", make_parents=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise JobNotFound(job_id) from None
 
     def clear_cancel(self, job_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -9,7 +9,7 @@ import os
 import httpx
 import pytest
 
-from tests.service.stack import Redis, Stack, client, submit, wait_for, wait_job
+from tests.service.stack import AUTH, Redis, Stack, client, submit, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +75,38 @@ def test_a_fifo_job_record_is_damaged_and_stalls_no_route(served):
     wait_for(lambda: _seen_at(stack) > before, 30, "a heartbeat after the FIFO appeared")
     mark = _seen_at(stack)
     wait_for(lambda: _seen_at(stack) > mark, 30, "the heartbeat after a watchdog pass")
+
+
+def test_resumes_racing_a_delete_get_404_or_409_and_never_bring_the_job_back(tmp_path):
+    """60 concurrent resumes and one DELETE of the same cancelled job: 35 resumes once answered
+    500 while the DELETE said 204 (and a late write could recreate the deleted folder)."""
+    stack = Stack(tmp_path / "stack", None)  # embedded broker: no Redis, no worker needed here
+    try:
+        url = stack.start_app()
+        c = client(url)
+        for round_ in range(5):
+            job_id = submit(c)
+            assert c.post(f"/jobs/{job_id}/cancel", headers=AUTH).status_code == 202
+
+            def call(i: int, job_id: str = job_id, at: int = round_ * 3) -> tuple[str, int, str]:
+                with httpx.Client(base_url=url, timeout=60) as cc:
+                    if i == at:  # the DELETE lands among the first resumes, a little later each round
+                        r = cc.delete(f"/jobs/{job_id}", headers=AUTH)
+                        return "delete", r.status_code, r.text
+                    r = cc.post(f"/jobs/{job_id}/resume", headers=AUTH)
+                    return "resume", r.status_code, r.text
+
+            with concurrent.futures.ThreadPoolExecutor(61) as pool:
+                answers = list(pool.map(call, range(61)))
+            deleted = next(code for kind, code, _ in answers if kind == "delete")
+            resumes = [(code, text) for kind, code, text in answers if kind == "resume"]
+            assert deleted in (204, 409), answers
+            assert {code for code, _ in resumes} <= {202, 404, 409}, [r for r in resumes if r[0] >= 500][:3]
+            assert sum(code == 202 for code, _ in resumes) <= 1  # once queued, it cannot be resumed again
+            if deleted == 204:
+                assert not (stack.runs / job_id).exists(), os.listdir(stack.runs / job_id)
+                assert c.get(f"/jobs/{job_id}").status_code == 404
+            else:
+                assert c.get(f"/jobs/{job_id}").json()["state"] == "queued"
+    finally:
+        stack.stop()

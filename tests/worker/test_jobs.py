@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import tiny_job_config
 from worker import jobs, lifecycle
-from worker.errors import BrokerUnavailable, JobConflict
+from worker.errors import BrokerUnavailable, JobConflict, JobNotFound
 from worker.records import JobState, SyntheticData
 
 DATA = SyntheticData(synthetic_images=64)
@@ -120,3 +120,50 @@ def test_delete_refuses_an_active_job(store, queue):
     job_id, _ = jobs.submit(store, tiny_job_config(), DATA, queue, max_active=5)
     with pytest.raises(JobConflict, match="is queued; cancel it before deleting it"):
         jobs.delete(store, job_id)
+
+
+def test_a_delete_waits_for_a_write_halfway_through_and_no_write_brings_a_job_back(store, queue):
+    """A resume's read-modify-write and a delete of the same job: the delete takes the record
+    lock, so it comes after the resume (and refuses the job it queued); before, it renamed the
+    folder away mid-write and the write made the folder again, holding only job.json."""
+    import threading
+
+    from worker.store import JobStore
+    store = JobStore(store.root, lock_wait=10)
+    job_id, _ = jobs.submit(store, tiny_job_config(), DATA, queue, max_active=5)
+    jobs.cancel(store, job_id)
+    inside, delete_done = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def resume_slowly(rec):
+        inside.set()
+        delete_done.wait(1)  # a delete that does not wait for the lock is done by now
+        return lifecycle.resume(rec)
+
+    def delete() -> None:
+        inside.wait(10)
+        try:
+            jobs.delete(store, job_id)
+            outcome["delete"] = "deleted"
+        except JobConflict:
+            outcome["delete"] = "refused"
+        finally:
+            delete_done.set()
+
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    store.update(job_id, resume_slowly)
+    deleter.join(30)
+    assert outcome == {"delete": "refused"}
+    assert store.read(job_id).state is JobState.QUEUED
+
+
+def test_a_write_after_a_delete_is_not_found_and_makes_no_folder(store, queue):
+    job_id, _ = jobs.submit(store, tiny_job_config(), DATA, queue, max_active=5)
+    record = jobs.cancel(store, job_id)
+    jobs.delete(store, job_id)
+    with pytest.raises(JobNotFound):
+        store._write(record)
+    with pytest.raises(JobNotFound):
+        store.request_cancel(job_id)
+    assert not store.run_dir(job_id).exists()
