@@ -68,17 +68,14 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    import numpy as np
-
-    from model import spectrum
     from model.data import load_dataset
     from model.fsutil import atomic_write_bytes
     from model.imageio import encode_png, grid_rgb
     from model.plan import plan_for
+    from model.quality import QualityProbe
     from model.rundir import RunDir
     from model.runtime import tune_host_allocator
-    from model.sampling import run_generator, sample_noise
-    from model.swd import pyramid_descriptors, swd
+    from model.sampling import sample_noise
     from model.train import Trainer
 
     tune_host_allocator()
@@ -88,21 +85,9 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     device = torch.device("cpu")
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg, RunDir(out / "run"), dataset, plan_for(cfg, device))
-
-    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:SWD_IMAGES]
-    real = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
-    real_desc = pyramid_descriptors(real, seed=0)
-    real_spectrum, real_colour = spectrum.power_spectrum(real), spectrum.colour_stats(real)
-    noise = sample_noise(1, range(min(SWD_IMAGES, len(dataset))), cfg.nz)
+    # The same reals and noise for every config (seeds fixed here, not the config's).
+    probe = QualityProbe(dataset, SWD_IMAGES, seed=0, noise_seed=1, nz=cfg.nz, device=device)
     grid_noise = sample_noise(7, range(GRID_SIDE * GRID_SIDE), cfg.nz)
-
-    def sample(z: torch.Tensor) -> torch.Tensor:
-        was = trainer.g.training
-        trainer.g.eval()
-        try:
-            return run_generator(trainer.sample_net(), z, device)
-        finally:
-            trainer.g.train(was)
 
     points = [m for m in CHECKPOINTS if m < budget_min] + [budget_min]
     grids = sorted(set(grid_minutes) & set(points))
@@ -132,19 +117,19 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
 
     def measure(minute: float) -> None:
         nonlocal d_stats
-        fake = sample(noise)
-        res = swd(real_desc, fake, seed=0)
+        fake = trainer.generate(probe.noise)
+        res = probe.swd(fake)
         d = torch.stack(d_stats).mean(0).tolist() if d_stats else [None] * 3
         d_stats = []
         rows.append({"minutes": minute, "cpu_s": round(spent, 2), "step": trainer.step,
                      "epoch": trainer.step / spe, "g_updates": trainer.g_updates,
                      "images_seen": trainer.step * cfg.batch_size, "swd": round(res["swd"], 3),
                      "swd_levels": [round(v, 3) for v in res["swd_levels"]],
-                     **spectrum.artefact(real_spectrum, fake), **spectrum.colour(real_colour, fake),
+                     **probe.looks(fake),
                      "loss_d": d[0], "d_x": d[1], "d_g_z": d[2],
                      "wall_s": round(wall_before + time.perf_counter() - wall0, 1)})
         if minute in grids:
-            png = encode_png(grid_rgb(sample(grid_noise), nrow=GRID_SIDE))
+            png = encode_png(grid_rgb(trainer.generate(grid_noise), nrow=GRID_SIDE))
             atomic_write_bytes(out / f"grid-{minute:g}min.png", png)
         atomic_write_bytes(out / "result.json",
                            json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1).encode())

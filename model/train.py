@@ -19,7 +19,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from model import checkpoint as ckpt
-from model import losses, spectrum, tensorboard
+from model import losses, tensorboard
 from model.augment import DiffAugment
 from model.batches import Batches
 from model.config import ConfigError, TrainConfig
@@ -29,10 +29,10 @@ from model.imageio import encode_png, grid_rgb
 from model.networks import is_spectral_norm, networks_for
 from model.plan import StepPlan, plan_for
 from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
+from model.quality import QualityProbe, real_sample
 from model.rundir import RunDir
 from model.runtime import resolve_device, set_determinism, tune_host_allocator
 from model.sampling import run_generator, sample_noise
-from model.swd import pyramid_descriptors, swd
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Trainer:
                         if cfg.augmentations else None)
         self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
         self.epoch_rng = self.data_rng.get_state()  # data stream as the current epoch began
-        self._real_stats: tuple | None = None  # the real sample's SWD descriptors, spectrum, colour
+        self._probe: QualityProbe | None = None  # made at the first quality()
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -264,55 +264,45 @@ class Trainer:
     def sample_net(self):
         return self.g_ema if self.g_ema is not None else self.g
 
-    def snapshot(self, epoch: int, fixed_noise: torch.Tensor) -> None:
+    def generate(self, noise: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """Images (on the CPU) of `noise` by `net` (default: the sampling G, EMA when kept),
+        G in eval mode meanwhile: what snapshots, quality() and the benchmark all show."""
         was_training = self.g.training
         self.g.eval()
         try:
-            images = run_generator(self.sample_net(), fixed_noise, self.device)
+            return run_generator(net if net is not None else self.sample_net(), noise, self.device)
         finally:
             self.g.train(was_training)
-        png = encode_png(grid_rgb(images, nrow=self.cfg.grid_nrow))
+
+    def snapshot(self, epoch: int, fixed_noise: torch.Tensor) -> None:
+        png = encode_png(grid_rgb(self.generate(fixed_noise), nrow=self.cfg.grid_nrow))
         atomic_write_bytes(self.rundir.snapshot_path(epoch), png)
 
     def quality(self) -> dict[str, Any]:
         """SWD between a fixed sample of real images and as many generated ones (raw G and, when
         kept, the EMA G), and for the sampled G the checkerboard and colour measures of
         model/spectrum.py."""
-        n = min(self.cfg.swd_images, len(self.dataset))
-        if n < 2:
+        if min(self.cfg.swd_images, len(self.dataset)) < 2:
             return {}
-        if self._real_stats is None:
-            pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
-            real = torch.from_numpy(self.dataset.images[np.sort(pick.numpy())]).to(self.device)
-            real = real.float().div_(127.5).sub_(1)
-            self._real_stats = (pyramid_descriptors(real, seed=self.cfg.seed), spectrum.power_spectrum(real),
-                                spectrum.colour_stats(real))
-        real_swd, real_spectrum, real_colour = self._real_stats
-        noise = sample_noise((self.cfg.seed + 1) % 2**32, range(n), self.cfg.nz)
+        if self._probe is None:
+            self._probe = QualityProbe(self.dataset, self.cfg.swd_images, self.cfg.seed,
+                                       (self.cfg.seed + 1) % 2**32, self.cfg.nz, self.device)
         out: dict[str, Any] = {}
         nets = [("swd", self.g)] + ([("swd_ema", self.g_ema)] if self.g_ema is not None else [])
-        was_training = self.g.training
-        self.g.eval()
-        try:
-            for key, net in nets:
-                fake = run_generator(net, noise, self.device).to(self.device)
-                res = swd(real_swd, fake, seed=self.cfg.seed)
-                out[key] = round(res["swd"], 4)
-                out[f"{key}_levels"] = [round(v, 4) for v in res["swd_levels"]]
-                if net is self.sample_net():
-                    out.update(spectrum.artefact(real_spectrum, fake), **spectrum.colour(real_colour, fake))
-        finally:
-            self.g.train(was_training)
+        for key, net in nets:
+            fake = self.generate(self._probe.noise, net)
+            res = self._probe.swd(fake)
+            out[key] = round(res["swd"], 4)
+            out[f"{key}_levels"] = [round(v, 4) for v in res["swd_levels"]]
+            if net is self.sample_net():
+                out.update(self._probe.looks(fake))
         return out
 
 
 def real_grid(dataset: ImageDataset, cfg: TrainConfig) -> np.ndarray:
     """A snapshot-sized grid of training images (a fixed pick from the job seed): what the
     fixed-noise grids are trying to look like."""
-    n = min(cfg.grid_images, len(dataset))
-    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed))[:n]
-    images = torch.from_numpy(dataset.images[np.sort(pick.numpy())]).float().div_(127.5).sub_(1)
-    return grid_rgb(images, nrow=cfg.grid_nrow)
+    return grid_rgb(real_sample(dataset, cfg.grid_images, cfg.seed), nrow=cfg.grid_nrow)
 
 
 def prepare_process(cfg: TrainConfig, plan: StepPlan) -> None:

@@ -54,30 +54,45 @@ def test_the_latest_state_row_keeps_its_columns_and_leaves_out_finished_runs(ima
 
 
 def test_train_and_the_benchmark_drive_the_same_loop(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
-    """Both step through Trainer.run: a change to the batch step or the learning-rate schedule
-    made there is what train() and the benchmark both run."""
+    """Both step through Trainer.run and measure through model.quality.QualityProbe: a change
+    to the batch step, the learning-rate schedule or the SWD measure made there is what
+    train() and the benchmark both run."""
     import torch
 
     sys.path.insert(0, str(ROOT))
     from benchmarks import quality_bench
+    from model.quality import QualityProbe
     from model.train import Trainer, train
     from tests.helpers import tiny_config
 
-    for name in ("set_num_threads", "set_num_interop_threads"):  # the benchmark pins its own process
-        monkeypatch.setattr(torch, name, lambda n: None)
+    # Interop threads can be set once a process: the benchmark's own process sets them.
+    monkeypatch.setattr(torch, "set_num_interop_threads", lambda n: None)
     seen: list[tuple[int, float]] = []
-    step = Trainer.train_batch
+    measured: list[int] = []
+    step, measure = Trainer.train_batch, QualityProbe.swd
 
     def spy(self, order, i):
         seen.append((self.step, self.opt_d.param_groups[0]["lr"]))
         return step(self, order, i)
 
+    def spy_measure(self, fake):
+        measured.append(fake.shape[0])
+        return measure(self, fake)
+
     monkeypatch.setattr(Trainer, "train_batch", spy)
-    train(tiny_config(epochs=2, lr_decay_from=0.0), tmp_path / "run", data_dir=image_folder)
-    from_train, seen[:] = list(seen), []
-    quality_bench.run_one(image_folder, {**TINY, "lr_decay_from": 0.0}, 0.004, tmp_path / "bench" / "x", [],
-                          tmp_path / "cache")
+    monkeypatch.setattr(QualityProbe, "swd", spy_measure)
+    train(tiny_config(epochs=2, lr_decay_from=0.0, swd_images=32), tmp_path / "run", data_dir=image_folder)
+    (from_train, seen[:]), (measured_in_train, measured[:]) = (list(seen), []), (list(measured), [])
+    threads = torch.get_num_threads()
+    try:  # one torch thread, as the benchmark runs: its CPU-time budget buys as many batches on a
+        # busy machine as on a quiet one (two threads spinning against other load buy fewer)
+        quality_bench.run_one(image_folder, {**TINY, "lr_decay_from": 0.0}, 0.004, tmp_path / "bench" / "x",
+                              [], tmp_path / "cache")
+    finally:
+        torch.set_num_threads(threads)
     for rows in (from_train, seen):
         steps, lrs = zip(*rows, strict=True)
         assert list(steps) == list(range(len(rows))) and len(rows) > 2
         assert lrs[0] == 2e-4 and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))  # decayed before each batch
+    assert measured_in_train == [32] * 4  # epochs 1 and 2 (the last): raw G and EMA G each
+    assert measured == [96]  # the benchmark's one measurement, at its budget: every image (fewer than 512)
