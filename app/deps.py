@@ -9,9 +9,10 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.errors import NoToken, Unauthorized
 from app.registry import ModelRegistry
 from app.render import Renderer
 from app.settings import Settings
@@ -55,11 +56,9 @@ def _token_matches(settings: Settings, creds: HTTPAuthorizationCredentials | Non
 
 async def require_token(settings: SettingsDep, creds: Credentials) -> None:
     if not settings.api_token:
-        raise HTTPException(503, "this server has no API_TOKEN set, so nothing can change state; "
-                                 "set API_TOKEN and restart it")
+        raise NoToken()
     if not _token_matches(settings, creds):
-        raise HTTPException(401, "missing or wrong bearer token: send 'Authorization: Bearer <API_TOKEN>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized()
 
 
 async def is_operator(request: Request, settings: SettingsDep) -> bool:

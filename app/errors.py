@@ -1,5 +1,6 @@
 """How errors reach a client: the documented error answers of each route (for the OpenAPI
-schema), and the one mapping from the job side's exceptions to HTTP status codes."""
+schema), and the one mapping from exceptions (the job side's and the routes' own) to HTTP status
+codes and headers. Routes raise these exceptions, never an HTTPException of their own."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,6 +13,31 @@ from app.schemas import Problem
 from worker.datasource import DataSourceError
 from worker.errors import BrokerUnavailable, JobConflict, JobDamaged, JobNotFound, StoreBusy
 from worker.jobs import IdempotencyKeyReused, TooManyJobs
+
+
+class Missing(Exception):
+    """A file of an existing job that is not there (yet): a snapshot, the reals grid, a
+    checkpoint. The message says which."""
+
+
+class Unauthorized(Exception):
+    def __init__(self) -> None:
+        super().__init__("missing or wrong bearer token: send 'Authorization: Bearer <API_TOKEN>'")
+
+
+class NoToken(Exception):
+    def __init__(self) -> None:
+        super().__init__("this server has no API_TOKEN set, so nothing can change state; "
+                         "set API_TOKEN and restart it")
+
+
+class CannotExport(Exception):
+    """The checkpoint to export did not load (409: the job's files, not the request, are at fault)."""
+
+
+class FormatUnavailable(Exception):
+    """This server cannot write the asked-for export format (its library is missing, or torch's
+    exporter failed)."""
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -32,12 +58,16 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-# exception -> (status, Retry-After seconds or None)
-_STATUS: dict[type[Exception], tuple[int, int | None]] = {
-    JobNotFound: (404, None), JobConflict: (409, None), TooManyJobs: (429, 5),
-    IdempotencyKeyReused: (422, None), BrokerUnavailable: (503, 5), StoreBusy: (503, 1),
-    DataSourceError: (422, None), JobDamaged: (409, None),
-    NoModel: (503, 30), BadModelRequest: (404, None), Busy: (503, 1)}
+# exception -> (status, headers): Retry-After where retrying helps
+_STATUS: dict[type[Exception], tuple[int, dict[str, str]]] = {
+    JobNotFound: (404, {}), Missing: (404, {}), BadModelRequest: (404, {}),
+    JobConflict: (409, {}), JobDamaged: (409, {}), CannotExport: (409, {}),
+    TooManyJobs: (429, {"Retry-After": "5"}),
+    IdempotencyKeyReused: (422, {}), DataSourceError: (422, {}),
+    Unauthorized: (401, {"WWW-Authenticate": "Bearer"}),
+    BrokerUnavailable: (503, {"Retry-After": "5"}), StoreBusy: (503, {"Retry-After": "1"}),
+    NoModel: (503, {"Retry-After": "30"}), Busy: (503, {"Retry-After": "1"}),
+    NoToken: (503, {}), FormatUnavailable: (503, {})}
 
 
 def _detail(exc: Exception) -> str:
@@ -48,16 +78,15 @@ def _detail(exc: Exception) -> str:
     if isinstance(exc, JobDamaged):
         return f"the job's record is damaged: {exc}"
     if isinstance(exc, Busy):
-        return "busy with other requests; retry in a second"
+        return str(exc) or "busy with other requests; retry in a second"
     return str(exc)
 
 
 async def _handler(request: Request, exc: Exception) -> JSONResponse:
-    status, retry_after = next(v for k, v in _STATUS.items() if isinstance(exc, k))
+    status, headers = next(v for k, v in _STATUS.items() if isinstance(exc, k))
     if isinstance(exc, DataSourceError) and exc.kind == "missing":
         status = 404
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"detail": _detail(exc)}, status_code=status, headers=headers)
+    return JSONResponse({"detail": _detail(exc)}, status_code=status, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.deps import Authorized, RegistryDep, RendererDep, SettingsDep, StoreDep
-from app.errors import problems
+from app.errors import CannotExport, FormatUnavailable, Missing, problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded, ModelRegistry
@@ -67,17 +67,17 @@ def export_job(job_id: JobId, store: StoreDep,
         raise JobNotFound(job_id)
     refs = list_checkpoints(run.checkpoints)
     if epoch is not None and not any(r.epoch == epoch and r.batch == 0 for r in refs):
-        raise HTTPException(404, f"job {job_id} has no checkpoint for epoch {epoch}")
+        raise Missing(f"job {job_id} has no checkpoint for epoch {epoch}")
     if not refs:
-        raise HTTPException(404, f"job {job_id} has no checkpoint yet; try again after its first epoch")
+        raise Missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")
     if not _EXPORT_SLOT.acquire(blocking=False):
         raise Busy()
     try:
         f, filename, checkpoint = _build_export(run, job_id, epoch, format)
     except CheckpointError as exc:
-        raise HTTPException(409, f"cannot export job {job_id}: {exc}") from None
+        raise CannotExport(f"cannot export job {job_id}: {exc}") from None
     except ExportError as exc:  # the format's library is missing here, or torch's exporter failed
-        raise HTTPException(503, f"this server cannot write {format} files: {exc}") from None
+        raise FormatUnavailable(f"this server cannot write {format} files: {exc}") from None
     finally:
         _EXPORT_SLOT.release()
     return StreamingResponse(_file_chunks(f), media_type="application/octet-stream", headers={

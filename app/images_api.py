@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from app.deps import RegistryDep, RendererDep
 from app.errors import problems
@@ -53,8 +53,7 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Staged
         body, hit = await renderer.get(tag, work)
     except Busy:
         request.app.state.metrics.busy.inc()
-        raise HTTPException(503, "busy rendering other images; retry in a second",
-                            headers={"Retry-After": "1"}) from None
+        raise Busy("busy rendering other images; retry in a second") from None
     (request.app.state.metrics.cache_hits if hit else request.app.state.metrics.cache_misses).inc()
     return Response(body, media_type=media_type, headers={**headers, "X-Cache": "hit" if hit else "miss"})
 

@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, HTTPException, Response
+from fastapi import APIRouter, Body, Header, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsDep, StoreDep
-from app.errors import problems
+from app.errors import Missing, problems
 from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, WrittenAsInteger, train_request
 from app.settings import Settings
 from model.rundir import RunDir
@@ -145,7 +145,7 @@ def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000
                  store: StoreDep) -> FileResponse:
     path = RunDir(store.run_dir(job_id)).snapshot_path(epoch)
     if not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no snapshot for epoch {epoch}")
+        raise Missing(f"job {job_id} has no snapshot for epoch {epoch}")
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 
@@ -156,7 +156,7 @@ def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000
 def get_reals(job_id: JobId, store: StoreDep) -> FileResponse:
     path = RunDir(store.run_dir(job_id)).reals_path
     if not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no grid of training images yet")
+        raise Missing(f"job {job_id} has no grid of training images yet")
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 
