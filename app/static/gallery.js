@@ -205,22 +205,33 @@ function showActions(card) {
   }
 }
 
+// A new grid joins the strip in epoch order and, when it is the newest, takes the large frame.
 function addSnapshot(card, id, epoch) {
   const box = $("[data-field=snapshots]", card);
   if ($(`figure[data-epoch="${epoch}"]`, box)) return;
-  const placeholder = $("p.muted", box);
-  if (placeholder) placeholder.remove();
+  const url = `/jobs/${id}/snapshots/${epoch}.png`;
   const fig = document.createElement("figure");
   fig.dataset.epoch = epoch;
   const a = document.createElement("a");
-  a.href = `/jobs/${id}/snapshots/${epoch}.png`; a.target = "_blank"; a.rel = "noopener";
+  a.href = url; a.target = "_blank"; a.rel = "noopener";
   const img = document.createElement("img");
-  img.src = a.href; img.alt = `epoch ${epoch} grid`; img.width = 786; img.height = 786;
+  img.src = url; img.alt = `epoch ${epoch} grid`; img.width = 786; img.height = 786;
   a.appendChild(img);
   const cap = document.createElement("figcaption");
   cap.textContent = `epoch ${epoch}`;
   fig.append(a, cap);
-  box.appendChild(fig);
+  const later = $$("figure[data-epoch]", box).find(f => Number(f.dataset.epoch) > epoch);
+  box.insertBefore(fig, later || null);
+  $("[data-field=progression]", card).hidden = false;
+  const newest = $("[data-field=newest]", card);
+  if (!later && newest) {
+    const big = $("img", newest);
+    big.src = url; big.alt = `the newest grid, epoch ${epoch}`;
+    $("a", newest).href = url;
+    $("[data-field=newest-epoch]", newest).textContent = `epoch ${epoch}`;
+    newest.hidden = false;
+    $("[data-field=no-grid]", card).hidden = true;
+  }
 }
 
 // reals.png is written once the images are decoded: a card whose job was queued or running

@@ -100,14 +100,16 @@ def test_training_images_sit_beside_the_progression_and_every_chart_has_legend_a
     page, errors = browser_page
     open_gallery(page, page_url)
     card = page.locator("section.job").first
-    reals = card.locator(".progression > figure.reals img")
+    reals = card.locator(".showcase > figure.reals img")
     reals.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=reals.element_handle())
     assert reals.evaluate("img => img.naturalWidth") == 786  # the same 8x8 grid as the snapshots
-    assert card.locator(".progression > figure.reals figcaption").inner_text() == "training images"
+    assert card.locator(".showcase > figure.reals figcaption").inner_text() == "training images"
+    # The newest grid, large, first; the training images beside it at the same size.
+    newest = card.locator(".showcase > figure.newest img").bounding_box()
     reals_box = reals.bounding_box()
-    first_grid = card.locator(".snapshots img").first.bounding_box()
-    assert abs(reals_box["y"] - first_grid["y"]) < 2 and reals_box["x"] < first_grid["x"]  # side by side
+    assert abs(reals_box["y"] - newest["y"]) < 2 and newest["x"] < reals_box["x"]  # side by side
+    assert abs(reals_box["width"] - newest["width"]) < 2 and newest["width"] >= 300
     legends = {chart: card.locator(f"figure:has(svg[data-chart={chart}]) .legend li").all_inner_texts()
                for chart in ("loss", "dx", "swd")}
     assert legends == {"loss": ["D loss", "G loss"], "dx": ["D(x): real images", "D(G(z)): generated"],
@@ -129,6 +131,30 @@ def test_gallery_fits_the_screen_and_no_chart_path_is_filled(page_url, viewport,
     assert len(fills) > 10 and any(tag.startswith("polyline") for tag, _ in fills)
     assert [f for f in fills if f[1] != "none"] == []
     assert overflow <= 0  # nothing wider than the screen (the snapshot strip scrolls inside its card)
+    assert errors == []
+
+
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1400x900", "390x844"])
+def test_the_newest_grid_is_large_and_in_view_without_scrolling_sideways(page_url, viewport):
+    with chromium(viewport) as (page, errors):
+        open_gallery(page, page_url)
+        card = page.locator("section.job").first
+        epochs = [int(e) for e in card.locator(".snapshots figure").evaluate_all(
+            "figs => figs.map(f => f.dataset.epoch)")]
+        newest = card.locator(".showcase > figure.newest")
+        assert newest.locator("figcaption").inner_text() == f"newest: epoch {max(epochs)}"
+        img = newest.locator("img")
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+        assert img.get_attribute("src").endswith(f"/snapshots/{max(epochs)}.png")
+        img.scroll_into_view_if_needed()  # down the page only: nothing may scroll sideways
+        box = img.bounding_box()
+        scroll_x = page.evaluate("() => window.scrollX")
+        overflow = page.evaluate(OVERFLOW)
+        thumb = card.locator(".snapshots img").first.bounding_box()
+    assert scroll_x == 0 and overflow <= 0
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]  # whole, across the screen
+    assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]  # whole, down the screen
+    assert box["width"] >= min(300, viewport["width"] - 80) and box["width"] > 2 * thumb["width"]
     assert errors == []
 
 
