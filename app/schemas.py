@@ -91,7 +91,8 @@ class TrainRequest(_TrainFields):  # type: ignore[misc, valid-type]
             f"{k}: {v.summary}" for k, v in PRESETS.items()) + "); fields given as well override it",
         json_schema_extra=_no_default())
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "oneOf": [{"required": ["data_dir"]}, {"required": ["dataset"]}],
+        "oneOf": [{"title": "your images (data_dir)", "required": ["data_dir"]},
+                  {"title": "synthetic faces (dataset)", "required": ["dataset"]}],
         "examples": [{"dataset": "synthetic", "synthetic_images": 1024, "epochs": 10, "ngf": 32,
                       "ndf": 32, "batch_size": 64}]})
 
