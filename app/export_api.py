@@ -29,7 +29,7 @@ from app.zipstream import ZipWriter
 from model.checkpoint import CheckpointError, list_checkpoints
 from model.export import FORMATS, ExportError, export_run
 from model.faces import chunked, face_name, render_faces
-from model.rundir import RunDir
+from model.rundir import RunDir, epochs_text
 from model.seeds import SEEDS_PATTERN, SeedsError, parse_seeds
 from worker.errors import JobNotFound
 
@@ -61,13 +61,14 @@ def export_job(job_id: JobId, store: StoreDep,
                epoch: Annotated[int | None, Query(ge=1, le=100_000,
                                                   description="checkpoint epoch (default: the newest)"),
                                 WrittenAsInteger] = None,
-               format: Literal["safetensors", "onnx"] = "safetensors") -> StreamingResponse:
+               format: Literal[tuple(FORMATS)] = "safetensors") -> StreamingResponse:
     run = RunDir(store.run_dir(job_id))
     if not run.root.is_dir():
         raise JobNotFound(job_id)
     refs = list_checkpoints(run.checkpoints)
     if epoch is not None and not any(r.epoch == epoch and r.batch == 0 for r in refs):
-        raise Missing(f"job {job_id} has no checkpoint for epoch {epoch}")
+        have = epochs_text(r.epoch for r in refs if r.batch == 0)
+        raise Missing(f"job {job_id} has no checkpoint for epoch {epoch}; its epochs: {have}")
     if not refs:
         raise Missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")
     if not _EXPORT_SLOT.acquire(blocking=False):

@@ -22,10 +22,10 @@ from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsD
 from app.errors import Missing, problems
 from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, WrittenAsInteger, train_request
 from app.settings import Settings
-from model.rundir import RunDir
+from model.rundir import RunDir, epochs_text
 from worker import jobs
 from worker.datasource import folder_data
-from worker.errors import JobDamaged
+from worker.errors import JobDamaged, JobNotFound
 from worker.records import JOB_ID, DamagedRecord, JobRecord, JobState, SyntheticData
 from worker.store import JobStore
 
@@ -57,7 +57,10 @@ def job_view(store: JobStore, record: JobRecord | DamagedRecord, public: Setting
                    updated_at=record.updated_at)
     run = RunDir(store.run_dir(record.job_id))
     fields = record.model_dump(exclude={"needs_enqueue", "cancel_requested", "decoded", "files"})
-    return Job(**{**fields, "snapshots": run.snapshot_epochs(), "error": hide(record.error),
+    # Only grids of epochs the record counts as done: a grid is written before its epoch's SWD and
+    # checkpoint, and the card showed "epoch 9/40" beside the epoch-10 grid until that report came.
+    snapshots = [e for e in run.snapshot_epochs() if e <= record.epoch]
+    return Job(**{**fields, "snapshots": snapshots, "error": hide(record.error),
                   "warning": hide(record.warning), "worker": None if public is not None else record.worker})
 
 
@@ -143,9 +146,13 @@ def delete_job(job_id: JobId, store: StoreDep, registry: RegistryDep) -> Respons
             summary="The fixed-noise grid rendered after an epoch")
 def get_snapshot(job_id: JobId, epoch: Annotated[int, PathParam(ge=1, le=100_000), WrittenAsInteger],
                  store: StoreDep) -> FileResponse:
-    path = RunDir(store.run_dir(job_id)).snapshot_path(epoch)
+    run = RunDir(store.run_dir(job_id))
+    path = run.snapshot_path(epoch)
     if not path.is_file():
-        raise Missing(f"job {job_id} has no snapshot for epoch {epoch}")
+        if not run.root.is_dir():
+            raise JobNotFound(job_id)
+        raise Missing(f"job {job_id} has no snapshot for epoch {epoch}; "
+                      f"its snapshots: epochs {epochs_text(run.snapshot_epochs())}")
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
 

@@ -36,7 +36,7 @@ from model.checkpoint import (
 )
 from model.fsutil import atomic_write_bytes
 from model.networks import Discriminator, Generator
-from model.rundir import RunDir
+from model.rundir import RunDir, epochs_text
 from model.runtime import release_free_memory
 from model.sampling import networks_from_checkpoint
 from worker.records import JOB_ID
@@ -239,9 +239,10 @@ class ModelRegistry:
             job_id, epoch = choice.job_id, epoch if epoch is not None else choice.epoch
         refs = self._checkpoints(job_id)
         if epoch is not None:
+            have = epochs_text(r.epoch for r in refs if r.batch == 0)
             refs = [r for r in refs if r.epoch == epoch and r.batch == 0]
             if not refs:
-                raise BadModelRequest(f"job {job_id} has no checkpoint for epoch {epoch}")
+                raise BadModelRequest(f"job {job_id} has no checkpoint for epoch {epoch}; its epochs: {have}")
         ref, loaded, problems = first_loadable(reversed(refs), lambda r: self._load(job_id, r))
         problems = [f"{job_id}/{p}" for p in problems]
         if loaded is not None:

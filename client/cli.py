@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -74,6 +75,19 @@ def parse_setting(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key.strip().replace("-", "_"), value
+
+
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # worker/records.py's, without importing the service
+EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")  # model/export.py's FORMATS
+
+
+def job_id(text: str) -> str:
+    """A job id as the server writes them, refused here with a plain message (not the server's
+    pattern-mismatch 422)."""
+    if not JOB_ID.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id: ids look like 20260101-120000-0a1b2c "
+                                         "(`dcgan-faces jobs` lists them)")
+    return text
 
 
 def positive_int(text: str) -> int:
@@ -409,20 +423,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the server's JSON")
 
     p = command("status", cmd_status, "show one job")
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--json", action="store_true", help="print the server's JSON")
 
     p = command("cancel", cmd_cancel, "cancel a queued or running job (it keeps its last checkpoint)")
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", type=job_id, metavar="ID")
 
     p = command("resume", cmd_resume, "resume a cancelled or failed job from its last checkpoint, "
                                       "or extend a finished one with a larger --epochs")
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--epochs", type=positive_int, help="train up to this many epochs in all")
     wait_flags(p)
 
     p = command("pin", cmd_pin, "serve this job's checkpoint from /generate until unpinned")
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--epoch", type=positive_int, help="that epoch's checkpoint (default: the job's newest)")
 
     command("unpin", cmd_unpin, "go back to serving the newest checkpoint of any job")
@@ -432,18 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=parse_seeds, required=True, metavar="SEEDS",
                    help="seeds like 0-63 or 1,5,9-12")
     p.add_argument("--outdir", type=Path, required=True, metavar="DIR")
-    p.add_argument("--job", metavar="ID", help="a job's checkpoint instead of the served one")
+    p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
     p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
     p.add_argument("--truncation", type=float, help="sample noise within this many standard deviations")
 
     p = command("export", cmd_export, "download a job's generator as a file")
-    p.add_argument("job_id", metavar="ID")
-    p.add_argument("--format", choices=["safetensors", "onnx"], required=True)
+    p.add_argument("job_id", type=job_id, metavar="ID")
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
     p.add_argument("--epoch", type=positive_int, help="that epoch's checkpoint (default: the newest)")
 
     p = command("delete", cmd_delete, "delete a finished job and its files")
-    p.add_argument("job_id", metavar="ID")
+    p.add_argument("job_id", type=job_id, metavar="ID")
     return parser
 
 

@@ -28,6 +28,20 @@ from model.fsutil import atomic_write_bytes
 _SNAPSHOT = re.compile(r"^epoch-(\d{4,})\.png$")
 
 
+def epochs_text(epochs) -> str:
+    """`1-3, 5, 8`: the epochs in order, runs of consecutive ones joined; `none yet` for none.
+    For messages that say which epochs a job has (a 404 for one it lacks)."""
+    ordered = sorted(set(epochs))
+    if not ordered:
+        return "none yet"
+    parts, start = [], ordered[0]
+    for prev, cur in zip(ordered, [*ordered[1:], None], strict=True):
+        if cur is None or cur != prev + 1:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class RunDir:
     root: Path

@@ -24,7 +24,7 @@ from model.faces import face_noise
 from model.rundir import RunDir
 from model.sampling import networks_from_checkpoint
 from tests.app.conftest import AUTH, make_settings
-from tests.model.test_export import ORT_SCRIPT, fake_run
+from tests.model.test_export import ORT_SCRIPT, TORCHSCRIPT_SCRIPT, fake_run
 from tests.standalone import run_standalone
 
 
@@ -59,6 +59,24 @@ def test_the_onnx_export_draws_the_faces_generate_serves_without_project_code(se
         assert np.abs(as_u8[k].astype(int) - served_px).max() <= 1, f"seed {seed}"
 
 
+def test_the_torchscript_export_draws_the_faces_generate_serves(served, tmp_path):
+    c, job_id = served
+    r = c.get(f"/jobs/{job_id}/export?format=torchscript", headers=AUTH)
+    assert r.status_code == 200
+    assert r.headers["content-disposition"] == f'attachment; filename="{job_id}-epoch-0002.pt"'
+    (tmp_path / "g.pt").write_bytes(r.content)
+    seeds = [0, 42]
+    np.save(tmp_path / "noise.npy", face_noise(seeds, 100).numpy())
+    meta = json.loads(run_standalone(TORCHSCRIPT_SCRIPT, tmp_path / "g.pt", tmp_path / "noise.npy",
+                                     tmp_path / "images.npy", cwd=tmp_path))
+    assert meta["job_id"] == job_id and meta["epoch"] == "2"
+    images = np.load(tmp_path / "images.npy")
+    as_u8 = np.clip((images + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    for k, seed in enumerate(seeds):
+        served_px = pixels(c.get(f"/generate?seed={seed}&n=1").content).astype(int)
+        assert np.abs(as_u8[k].astype(int) - served_px).max() <= 1, f"seed {seed}"
+
+
 def test_a_safetensors_export_of_an_epoch_holds_its_serving_weights(served, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load
@@ -84,7 +102,7 @@ def test_export_needs_the_token(served):
 
 @pytest.mark.parametrize("query,status,words", [
     ("/jobs/20990101-000000-abcdef/export", 404, "no job 20990101-000000-abcdef"),
-    ("/jobs/{job}/export?epoch=9", 404, "has no checkpoint for epoch 9"),
+    ("/jobs/{job}/export?epoch=9", 404, "has no checkpoint for epoch 9; its epochs: 1-2"),
     ("/jobs/{job}/export?format=pickle", 422, ""),
     ("/jobs/{job}/export?epoch=0", 422, ""),
     ("/jobs/not-a-job/export", 422, ""),

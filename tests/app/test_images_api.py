@@ -42,7 +42,9 @@ def test_a_named_job_and_epoch_is_cacheable_for_good_and_a_missing_one_404(serve
     r = c.get(f"/generate?seed=1&n=4&job={job_id}&epoch=1")
     assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
     assert r.headers["x-checkpoint"] == f"{job_id}/epoch-0001.pt"
-    assert c.get(f"/generate?seed=1&job={job_id}&epoch=9").status_code == 404
+    missing = c.get(f"/generate?seed=1&job={job_id}&epoch=9")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"job {job_id} has no checkpoint for epoch 9; its epochs: 1-2"
     assert c.get("/generate?seed=1&job=20990101-000000-abcdef").status_code == 404
 
 
@@ -82,7 +84,9 @@ def test_snapshots_and_metrics_series_of_a_job(served):
     c, job_id = served
     png = c.get(f"/jobs/{job_id}/snapshots/2.png")
     assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (786, 786)
-    assert c.get(f"/jobs/{job_id}/snapshots/3.png").status_code == 404
+    missing = c.get(f"/jobs/{job_id}/snapshots/3.png")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"job {job_id} has no snapshot for epoch 3; its snapshots: epochs 1-2"
     series = c.get(f"/jobs/{job_id}/metrics").json()
     assert series["epochs"] == [1, 2] and len(series["steps"]) == 6 and len(series["loss_d"]) == 2
 

@@ -159,6 +159,28 @@ def test_only_the_operator_sees_which_worker_trains_a_job(client, settings):
     assert client.get(f"/jobs/{job_id}", headers=AUTH).json()["worker"] == "gpu-box:4242"
 
 
+def test_a_job_shows_no_grid_of_an_epoch_its_record_has_not_counted_yet(client, settings):
+    """The grid is written before the epoch's SWD and checkpoint, and its report comes after them:
+    meanwhile the card showed "epoch 1/2" beside the epoch-2 grid."""
+    from model.progress import TrainProgress
+    from model.rundir import RunDir
+    from worker import lifecycle
+    job_id = client.post("/train", json=SYNTH, headers=AUTH).json()["job_id"]
+    store = JobStore(settings.runs_dir)
+    store.update(job_id, lambda r: lifecycle.start(r, "test:1", 3))
+    store.update(job_id, lambda r: lifecycle.report(r, TrainProgress("train", 1, 2, step=4, epoch_end=True)))
+    run = RunDir(store.run_dir(job_id))
+    run.snapshots.mkdir(parents=True, exist_ok=True)
+    for epoch in (1, 2):
+        run.snapshot_path(epoch).write_bytes(b"png")
+    job = client.get(f"/jobs/{job_id}").json()
+    assert (job["epoch"], job["snapshots"]) == (1, [1])
+    assert client.get("/jobs").json()["jobs"][0]["snapshots"] == [1]
+    assert "snapshots/2.png" not in client.get("/").text and "snapshots/1.png" in client.get("/").text
+    store.update(job_id, lambda r: lifecycle.report(r, TrainProgress("train", 2, 2, step=8, epoch_end=True)))
+    assert client.get(f"/jobs/{job_id}").json()["snapshots"] == [1, 2]
+
+
 def test_anonymous_readers_see_no_host_paths_in_errors(client, settings):
     from worker import lifecycle
     job_id = client.post("/train", json=SYNTH, headers=AUTH).json()["job_id"]

@@ -123,9 +123,31 @@ def test_generate_unpacks_faces_zip_flat(monkeypatch, tmp_path):
 
 
 def test_an_unknown_job_in_generate_is_an_error_not_a_fallback(monkeypatch, tmp_path, capsys):
-    mock_api(monkeypatch, lambda r: httpx.Response(404, json={"detail": "no job x"}))
-    assert cli.main(["generate", "--seeds", "1", "--outdir", str(tmp_path), "--job", "x"]) == 1
-    assert capsys.readouterr().err == "error: 404: no job x\n"
+    mock_api(monkeypatch, lambda r: httpx.Response(404, json={"detail": "no job 20990101-000000-abcdef"}))
+    assert cli.main(["generate", "--seeds", "1", "--outdir", str(tmp_path), "--job", "20990101-000000-abcdef"]) == 1
+    assert capsys.readouterr().err == "error: 404: no job 20990101-000000-abcdef\n"
+
+
+@pytest.mark.parametrize("argv", [["status", "nope"], ["cancel", "../x"], ["export", "nope", "--format", "onnx",
+                                  "--out", "g.onnx"], ["generate", "--seeds", "1", "--outdir", "o", "--job", "nope"]])
+def test_a_malformed_job_id_is_refused_plainly_before_any_request(monkeypatch, capsys, argv):
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(422, json={"detail": [{"msg": "String should match"}]}))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and seen == []
+    assert "is not a job id: ids look like 20260101-120000-0a1b2c (`dcgan-faces jobs` lists them)" in err
+    assert "match" not in err and "\\d" not in err
+
+
+def test_export_offers_every_format_model_export_writes(monkeypatch, tmp_path):
+    from model.export import FORMATS
+    assert set(cli.EXPORT_FORMATS) == set(FORMATS)
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(200, content=b"torchscript bytes"))
+    monkeypatch.setenv("DCGAN_TOKEN", "t")
+    out = tmp_path / "g.pt"
+    assert cli.main(["export", "20260101-000000-abcdef", "--format", "torchscript", "--out", str(out)]) == 0
+    assert seen[0].url.params["format"] == "torchscript" and out.read_bytes() == b"torchscript bytes"
 
 
 def test_state_changing_commands_need_a_token_before_any_request(monkeypatch, capsys):

@@ -137,7 +137,7 @@ def test_export_downloads_the_generator(url, done_job, tmp_path):
     assert result.stdout.strip() == f"wrote {out} ({len(data)} bytes)"
     missing = one_line_error(run(url, "export", done_job, "--format", "safetensors", "--epoch", "7",
                                  "--out", str(tmp_path / "none.safetensors")))
-    assert missing == f"error: 404: job {done_job} has no checkpoint for epoch 7"
+    assert missing == f"error: 404: job {done_job} has no checkpoint for epoch 7; its epochs: 1-2"
     assert not (tmp_path / "none.safetensors").exists()
 
 
