@@ -6,15 +6,58 @@
 #                               # (3.11) + venv + CA certificates, debootstrapped and imported
 #   docker/standins.sh redis    # dcgan-standin/redis:7: Debian bookworm's redis-server on top of it
 #
+#   docker/standins.sh mirror   # prints the Debian mirror the two would use
+#
 # Each prints the image name on its last line. Needs root for debootstrap (installed with apt-get
-# when missing). DEBIAN_MIRROR picks the mirror (default http://deb.debian.org/debian).
+# when missing). The mirror is the one this host's apt already uses for bookworm (its
+# sources.list, sources.list.d/*.list and *.sources; APT_ETC=/etc/apt), so a host whose apt points
+# at a local mirror gets that one; http://deb.debian.org/debian when none names bookworm.
+# DEBIAN_MIRROR overrides it.
 set -euo pipefail
 
 PYTHON_STANDIN=dcgan-standin/python:3.11-slim-bookworm
 REDIS_STANDIN=dcgan-standin/redis:7
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+DEFAULT_MIRROR=http://deb.debian.org/debian
 
 log() { echo "[standins] $*" >&2; }
+
+# The first enabled `deb` source of this host's apt that serves $SUITE: one-line entries
+# (deb [options] URI SUITE COMPONENTS...) and deb822 paragraphs (Types/URIs/Suites/Enabled).
+host_mirror() {
+  local etc=${APT_ETC:-/etc/apt} f found
+  for f in "$etc/sources.list" "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    case "$f" in
+      *.sources)
+        found=$(awk -v suite="$SUITE" 'BEGIN { RS = "" } {
+            types = uris = suites = ""; enabled = "yes"; n = split($0, lines, "\n")
+            for (i = 1; i <= n; i++) {
+              line = lines[i]; if (line ~ /^[ \t]*#/) continue
+              key = tolower(line); sub(/:.*/, "", key); value = line; sub(/^[^:]*:[ \t]*/, "", value)
+              if (key == "types") types = value; else if (key == "uris") uris = value
+              else if (key == "suites") suites = value; else if (key == "enabled") enabled = tolower(value)
+            }
+            if (enabled == "no" || (" " types " ") !~ / deb /) next
+            if ((" " suites " ") !~ (" " suite " ")) next
+            split(uris, u, /[ \t]+/); print u[1]; exit
+          }' "$f") ;;
+      *)
+        found=$(awk -v suite="$SUITE" '$1 == "deb" {
+            i = 2
+            if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == suite) { print $i; exit }
+          }' "$f") ;;
+    esac
+    if [ -n "$found" ]; then
+      echo "${found%/}"
+      return
+    fi
+  done
+}
+
+MIRROR=${DEBIAN_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR:-$DEFAULT_MIRROR}
 
 python_standin() {
   if docker image inspect "$PYTHON_STANDIN" >/dev/null 2>&1; then
@@ -76,5 +119,6 @@ EOF
 case "${1:-}" in
   python) python_standin ;;
   redis) redis_standin ;;
-  *) echo "usage: $0 python|redis" >&2; exit 2 ;;
+  mirror) echo "$MIRROR" ;;
+  *) echo "usage: $0 python|redis|mirror" >&2; exit 2 ;;
 esac
