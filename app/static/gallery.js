@@ -151,6 +151,31 @@ function askToken(why) {
   });
 }
 
+// "Train more…": how many epochs in all, more than the job has (the browser checks the bound).
+function askEpochs(card) {
+  const dialog = $("#extend-dialog");
+  const input = $("#extend-epochs");
+  const done = Number(card.dataset.epoch || 0);
+  $("#extend-why").textContent = `Job ${card.dataset.job} has ${done} epoch${done === 1 ? "" : "s"}. `
+    + "It trains on from its last checkpoint, with the same settings, to this many in all.";
+  input.min = String(done + 1);
+  input.value = String(Math.max(done * 2, done + 1));
+  return new Promise(resolve => {
+    const finish = value => {
+      dialog.removeEventListener("close", onClose);
+      $("#extend-cancel").removeEventListener("click", onCancel);
+      resolve(value);
+    };
+    const onClose = () => finish(dialog.returnValue === "ok" ? Number(input.value) : null);
+    const onCancel = () => { dialog.returnValue = ""; dialog.close(); };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", onClose);
+    $("#extend-cancel").addEventListener("click", onCancel);
+    dialog.showModal();
+    input.select();
+  });
+}
+
 // A state-changing request with the tab's token; a 401 forgets it and asks once more.
 async function authed(method, url, body) {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -254,6 +279,7 @@ function updateCard(card, job) {
   badge.textContent = job.state;
   badge.className = `badge ${job.state}`;
   card.dataset.state = job.state;
+  card.dataset.epoch = job.epoch;
   card.dataset.checkpoint = job.checkpoint || "";
   showActions(card);
   if (job.state === "damaged") {
@@ -338,8 +364,8 @@ async function onAction(ev) {
   else if (action === "cancel") request = ["POST", `/jobs/${id}/cancel`];
   else if (action === "resume") request = ["POST", `/jobs/${id}/resume`];
   else if (action === "extend") {
-    const epochs = Number(prompt(`Train job ${id} on to how many epochs in all?`, ""));
-    if (!Number.isInteger(epochs) || epochs < 1) return;
+    const epochs = await askEpochs(card);
+    if (epochs === null) return;
     request = ["POST", `/jobs/${id}/resume`, { epochs }];
   } else if (action === "delete") {
     if (!confirm(`Delete job ${id} and all its files (checkpoints, grids, metrics)?`)) return;

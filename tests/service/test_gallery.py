@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.service.stack import AUTH, TOKEN, client, submit, wait_for, wait_job
+from tests.service.stack import TOKEN, client, submit, wait_for, wait_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -239,10 +239,13 @@ def test_job_buttons_ask_for_the_token_once_and_act_on_the_job(page_url, browser
     c = client(page_url)
     done_id = c.get("/jobs").json()["jobs"][-1]["job_id"]
     long_id = submit(c, epochs=500, snapshot_epochs=[500])
-    page.on("dialog", lambda d: d.accept("1" if d.type == "prompt" else None))  # prompt/confirm: yes
+    native = []  # the browser's own dialogs: confirm() for Delete only, never prompt()
+    page.on("dialog", lambda d: (native.append(d.type), d.accept()))
     page.goto(page_url + "/", wait_until="networkidle")
     page.evaluate("""() => { window.tokenAsked = 0; const show = HTMLDialogElement.prototype.showModal;
-        HTMLDialogElement.prototype.showModal = function () { window.tokenAsked++; show.call(this); }; }""")
+        HTMLDialogElement.prototype.showModal = function () {
+            if (this.id === 'token-dialog') window.tokenAsked++;
+            show.call(this); }; }""")
     card = page.locator(f"section.job[data-job='{long_id}']")
     done = page.locator(f"section.job[data-job='{done_id}']")
     state = lambda: card.get_attribute("data-state")  # noqa: E731
@@ -279,15 +282,31 @@ def test_job_buttons_ask_for_the_token_once_and_act_on_the_job(page_url, browser
     assert page.locator("#served").inner_text() == f"{served['job_id']}/{served['checkpoint']}: {served['reason']}"
     assert served["reason"].startswith(("the lowest SWD", "the newest checkpoint"))
 
-    # A refused action shows the server's reason on the card (prompt: "1" epoch < 2 done).
+    # "Train more…" asks in the page's own form: no fewer epochs than the job has; Cancel sends nothing.
+    before = done.locator("[data-field=action-status]").inner_text()
     done.locator("[data-action=extend]").click()
-    status = done.locator("[data-field=action-status]")
-    wait_for(lambda: "bad" in (status.get_attribute("class") or ""), 30, "the refusal on the card")
-    assert "already has 2 epochs" in status.inner_text()
+    page.wait_for_selector("#extend-dialog[open]")
+    assert page.locator("#extend-why").inner_text().startswith(f"Job {done_id} has 2 epochs.")
+    page.fill("#extend-epochs", "2")
+    assert page.locator("#extend-epochs").evaluate("i => i.checkValidity()") is False
+    page.click("#extend-form button[type=submit]")  # refused by the browser: the form stays open
+    assert page.locator("#extend-dialog").evaluate("d => d.open") is True
+    page.click("#extend-cancel")
+    page.wait_for_selector("#extend-dialog", state="hidden")
+    assert done.locator("[data-field=action-status]").inner_text() == before
+    assert c.get(f"/jobs/{done_id}").json()["epochs"] == 2
 
     card.locator("[data-action=delete]").click()
     card.wait_for(state="detached")
     assert c.get(f"/jobs/{long_id}").status_code == 404
     assert page.evaluate("() => window.tokenAsked") == 1  # once per tab (after the wrong one)
+
+    # ... and with a number past the job's epochs, it trains on to it.
+    done.locator("[data-action=extend]").click()
+    page.fill("#extend-epochs", "3")
+    page.click("#extend-form button[type=submit]")
+    wait_for(lambda: done.locator("[data-field=action-status]").inner_text() == "resumed", 30, "the extension")
+    assert c.get(f"/jobs/{done_id}").json()["epochs"] == 3
+    wait_job(c, done_id, {"succeeded"})
+    assert native == ["confirm"]  # Delete's
     assert [e for e in errors if "Failed to load resource" not in e] == []
-    assert c.get(f"/jobs/{done_id}", headers=AUTH).json()["state"] == "succeeded"
