@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from app.deps import RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
-from app.render import GridQuery, Staged, StripQuery, etag, render_grid, render_strip
+from app.render import GridQuery, Staged, StripQuery, Timing, etag, render_grid, render_strip
 from app.schemas import WrittenAsInteger
 from app.settings import Settings
 from model.imageio import FORMATS
@@ -49,12 +49,15 @@ async def _answer(request: Request, renderer, model: Loaded, query, work: Staged
     if if_none_match and tag in [t.strip() for t in if_none_match.split(",")]:
         request.app.state.metrics.not_modified.inc()
         return Response(status_code=304, headers=headers)
+    timing = Timing()
     try:
-        body, hit = await renderer.get(tag, work)
+        body, hit = await renderer.get(tag, work, timing)
     except Busy:
         request.app.state.metrics.busy.inc()
         raise Busy("busy rendering other images; retry in a second") from None
     (request.app.state.metrics.cache_hits if hit else request.app.state.metrics.cache_misses).inc()
+    if timing.faces or timing.render:  # this request rendered it (not a cache hit, nor another's render)
+        headers["Server-Timing"] = timing.header()
     return Response(body, media_type=media_type, headers={**headers, "X-Cache": "hit" if hit else "miss"})
 
 

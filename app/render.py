@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,34 @@ def etag(model: Loaded, query: GridQuery | StripQuery) -> str:
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 
+@dataclass
+class Timing:
+    """Where one render's time went, in seconds; a cache miss answers it as `Server-Timing`
+    (browsers' developer tools show it; benchmarks/generate_bench.py reads it)."""
+    wait: float = 0.0  # for a render thread, for its batch to gather, for a free forward slot
+    noise: float = 0.0
+    g: float = 0.0  # G's forward pass (shared with the other renders of its batch)
+    faces: int = 0  # rows in that forward pass
+    encode: float = 0.0  # the image file (PNG, JPEG, WebP or GIF)
+    render: float = 0.0  # an unstaged render (best_of: D's ranking and G together)
+
+    def header(self) -> str:
+        parts = [f"wait;dur={self.wait * 1000:.1f}"]
+        if self.render:
+            parts.append(f"render;dur={self.render * 1000:.1f}")
+        else:
+            parts += [f"noise;dur={self.noise * 1000:.1f}",
+                      f'g;dur={self.g * 1000:.1f};desc="{self.faces} faces in the pass"',
+                      f"encode;dur={self.encode * 1000:.1f}"]
+        return ", ".join(parts)
+
+
+def _timed(fn: Callable, *args) -> tuple[object, float]:
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
 @dataclass(frozen=True)
 class Staged:
     """A render in three steps: `noise()` and `finish(images)` run in a render thread, G's
@@ -69,6 +98,15 @@ class Staged:
 
     def __call__(self) -> bytes:  # all three in one go, unbatched
         return self.finish(run_generator(self.model.g, self.noise()))
+
+    def timed(self, timing: Timing, admitted: float) -> bytes:
+        """`self()`, saying where the time went (from `admitted`, a perf_counter time)."""
+        timing.wait = time.perf_counter() - admitted
+        noise, timing.noise = _timed(self.noise)
+        images, timing.g = _timed(run_generator, self.model.g, noise)
+        timing.faces = len(noise)
+        body, timing.encode = _timed(self.finish, images)
+        return body
 
 
 def render_grid(model: Loaded, q: GridQuery) -> Staged | Callable[[], bytes]:
@@ -161,7 +199,8 @@ class ForwardBatcher:
         self._running = 0
         self.passes = 0  # forward passes run (tests and benchmarks read it)
 
-    async def forward(self, model: Loaded, noise: torch.Tensor) -> torch.Tensor:
+    async def forward(self, model: Loaded, noise: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+        """(G's images for `noise`, seconds the shared pass took, rows in it)."""
         loop = asyncio.get_running_loop()
         batch = self._gathering.get(model.identity)
         if batch is not None and batch.rows + len(noise) > self.max_rows:
@@ -209,7 +248,8 @@ class ForwardBatcher:
         try:
             self.passes += 1
             noise = torch.cat([n for n, _ in items]) if len(items) > 1 else items[0][0]
-            images = await asyncio.get_running_loop().run_in_executor(self._pool, run_generator, model.g, noise)
+            images, seconds = await asyncio.get_running_loop().run_in_executor(
+                self._pool, _timed, run_generator, model.g, noise)
         except BaseException as exc:  # every render of the batch gets the error
             for _, f in items:
                 if not f.done():
@@ -221,7 +261,7 @@ class ForwardBatcher:
             start = 0
             for n, f in items:
                 if not f.done():
-                    f.set_result(images[start:start + len(n)])
+                    f.set_result((images[start:start + len(n)], seconds, len(noise)))
                 start += len(n)
         finally:
             self._running -= 1
@@ -246,16 +286,21 @@ class Renderer:
         self._inflight: dict[str, asyncio.Future] = {}
         self.batcher = ForwardBatcher(self._pool, batch_window_ms / 1000, batch_rows, concurrency)
 
-    async def _compute(self, work: Staged | Callable[[], bytes]) -> bytes:
+    async def _compute(self, work: Staged | Callable[[], bytes], timing: Timing) -> bytes:
         loop = asyncio.get_running_loop()
+        admitted = time.perf_counter()
         if not isinstance(work, Staged):
-            return await loop.run_in_executor(self._pool, work)
+            body, timing.render = await loop.run_in_executor(self._pool, _timed, work)
+            timing.wait = time.perf_counter() - admitted - timing.render
+            return body
         if self.batcher.window <= 0:  # unbatched: the three steps in one thread hop
             self.batcher.passes += 1
-            return await loop.run_in_executor(self._pool, work)
-        noise = await loop.run_in_executor(self._pool, work.noise)
-        images = await self.batcher.forward(work.model, noise)
-        return await loop.run_in_executor(self._pool, work.finish, images)
+            return await loop.run_in_executor(self._pool, work.timed, timing, admitted)
+        noise, timing.noise = await loop.run_in_executor(self._pool, _timed, work.noise)
+        images, timing.g, timing.faces = await self.batcher.forward(work.model, noise)
+        body, timing.encode = await loop.run_in_executor(self._pool, _timed, work.finish, images)
+        timing.wait = time.perf_counter() - admitted - timing.noise - timing.g - timing.encode
+        return body
 
     def open_stream(self) -> Callable[[], None]:
         """Admit one more streamed answer, or raise Busy when `streams` are streaming already.
@@ -277,9 +322,11 @@ class Renderer:
         """`work()`, one chunk of an admitted stream, on the streams' lane; uncached."""
         return await asyncio.get_running_loop().run_in_executor(self._stream_pool, work)
 
-    async def get(self, key: str, work: Staged | Callable[[], bytes]) -> tuple[bytes, bool]:
+    async def get(self, key: str, work: Staged | Callable[[], bytes],
+                  timing: Timing | None = None) -> tuple[bytes, bool]:
         """(body, came_from_cache) for `key`, computing `work()` in a thread when needed (a
-        Staged render's forward pass through the batcher)."""
+        Staged render's forward pass through the batcher); `timing` says where the time of a
+        render went (left as it is for a cache hit or a render shared with another request)."""
         body = self.cache.get(key)
         if body is not None:
             return body, True
@@ -294,7 +341,7 @@ class Renderer:
         try:
             # The pool's `concurrency` threads bound the work running at once, even for renders
             # whose client went away (a thread cannot be cancelled; it finishes, then is reused).
-            body = await self._compute(work)
+            body = await self._compute(work, timing if timing is not None else Timing())
             self.cache.put(key, body)
             future.set_result(body)
             return body, False

@@ -185,3 +185,11 @@ def test_the_cpu_renders_with_onnxruntime_unless_told_torch_and_the_etag_says_wh
     assert by_ort.headers["etag"] != by_torch.headers["etag"]  # not promised to be bit for bit the same
     diff = np.abs(pixels(by_ort.content).astype(int) - pixels(by_torch.content).astype(int))
     assert diff.max() <= 1  # the backends' stated tolerance: one level of 8-bit colour at most
+
+
+def test_a_rendered_answer_says_where_its_time_went_and_a_cached_one_does_not(served):
+    c, _ = served
+    miss, hit = c.get("/generate?seed=11&n=3"), c.get("/generate?seed=11&n=3")
+    parts = [p.split(";")[0].strip() for p in miss.headers["server-timing"].split(",")]
+    assert parts == ["wait", "noise", "g", "encode"]
+    assert hit.headers["x-cache"] == "hit" and "server-timing" not in hit.headers

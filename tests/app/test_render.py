@@ -103,9 +103,9 @@ def _loaded(identity: str, seed: int = 0):
     from model.networks import networks_for
 
     torch.manual_seed(seed)
-    g, _ = networks_for(TrainConfig(ngf=16, ndf=16))
+    g, d = networks_for(TrainConfig(ngf=16, ndf=16))
     g.to(memory_format=torch.channels_last).eval().requires_grad_(False)
-    return Loaded("job", CheckpointRef.__new__(CheckpointRef), identity, g, None)
+    return Loaded("job", CheckpointRef.__new__(CheckpointRef), identity, g, d.eval().requires_grad_(False))
 
 
 GRIDS = [GridQuery(seed, n, 8, None, None, "png") for seed, n in [(1, 1), (2, 5), (1, 3), (7, 17), (3, 1), (9, 2)]]
@@ -191,3 +191,29 @@ def test_an_error_in_a_shared_pass_reaches_every_render_of_the_batch_and_frees_t
     results, after = asyncio.run(main())
     assert all(isinstance(e, RuntimeError) and str(e) == "boom" for e in results)
     assert after == render_grid(model, GridQuery(1, 1, 8, None, None, "png"))()
+
+
+@pytest.mark.parametrize("window_ms", [0, 30])
+def test_a_render_says_where_its_time_went(window_ms):
+    from app.render import Timing
+    model = _loaded("a")
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=2, queue=8, streams=1, batch_window_ms=window_ms)
+        timings = [Timing() for _ in range(3)]
+        works = [render_grid(model, GridQuery(s, 2, 8, None, None, "png")) for s in range(3)]
+        await asyncio.gather(*[r.get(f"k{i}", w, t) for i, (w, t) in enumerate(zip(works, timings, strict=True))])
+        ranked = Timing()
+        await r.get("best", render_grid(model, GridQuery(1, 2, 8, 4, None, "png")), ranked)
+        cached = Timing()
+        await r.get("k0", works[0], cached)
+        return timings, ranked, cached
+
+    timings, ranked, cached = asyncio.run(main())
+    for t in timings:
+        assert t.g > 0 and t.encode > 0 and t.wait >= 0 and t.render == 0
+        assert t.faces == (6 if window_ms else 2)  # the three renders shared one pass, or each its own
+        assert 'g;dur=' in t.header() and f'desc="{t.faces} faces in the pass"' in t.header()
+    assert ranked.render > 0 and ranked.faces == 0 and ranked.header().startswith("wait;dur=")
+    assert "render;dur=" in ranked.header() and "g;dur" not in ranked.header()
+    assert cached == Timing()  # a cache hit rendered nothing
