@@ -90,13 +90,11 @@ class DefaultRule:
             return hit[1]
         data = read_small_json(run.data_path)
         fp = data.get("fingerprint") if isinstance(data, dict) else None
-        kept = {r.epoch for r in list_checkpoints(run.checkpoints) if r.batch == 0}
+        kept = {r.epoch for r in list_checkpoints(run.checkpoints) if r.ends_epoch}
         best = None
-        for row in run.read_metrics(max_rows=1000):
-            value, epoch = row.get("swd_ema", row.get("swd")), row.get("epoch")
-            if row.get("kind") == "epoch" and _number(value) and _number(epoch) and epoch in kept \
-                    and isinstance(epoch, int) and (best is None or value < best[0]):
-                best = (float(value), epoch)
+        for epoch, value in run.measured_epochs().items():
+            if epoch in kept and (best is None or value < best[0]):
+                best = (value, epoch)
         quality = _JobQuality(fp if isinstance(fp, str) and len(fp) <= 128 else None, best)
         with self._lock:
             if len(self._quality) > 4096:

@@ -22,11 +22,11 @@ from app.deps import Authorized, RegistryDep, RendererDep, SettingsDep, StoreDep
 from app.errors import CannotExport, FormatUnavailable, Missing, problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
-from app.registry import Busy, Loaded, ModelRegistry
+from app.registry import Busy, Loaded, ModelRegistry, checkpoint_tag
 from app.schemas import Problem, WrittenAsInteger
 from app.settings import Settings
 from app.zipstream import ZipWriter
-from model.checkpoint import CheckpointError, list_checkpoints
+from model.checkpoint import CheckpointError, epoch_end, list_checkpoints
 from model.export import FORMATS, ExportError, export_run
 from model.faces import chunked, face_name, render_faces
 from model.rundir import RunDir, epochs_text
@@ -66,8 +66,8 @@ def export_job(job_id: JobId, store: StoreDep,
     if not run.root.is_dir():
         raise JobNotFound(job_id)
     refs = list_checkpoints(run.checkpoints)
-    if epoch is not None and not any(r.epoch == epoch and r.batch == 0 for r in refs):
-        have = epochs_text(r.epoch for r in refs if r.batch == 0)
+    if epoch is not None and epoch_end(refs, epoch) is None:
+        have = epochs_text(r.epoch for r in refs if r.ends_epoch)
         raise Missing(f"job {job_id} has no checkpoint for epoch {epoch}; its epochs: {have}")
     if not refs:
         raise Missing(f"job {job_id} has no checkpoint yet; try again after its first epoch")
@@ -84,7 +84,7 @@ def export_job(job_id: JobId, store: StoreDep,
     return StreamingResponse(_file_chunks(f), media_type="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Content-Length": str(os.fstat(f.fileno()).st_size),
-        "X-Checkpoint": f"{job_id}/{checkpoint}",
+        "X-Checkpoint": checkpoint_tag(job_id, checkpoint),
         "Cache-Control": "no-store"})
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from app.deps import Authorized, RegistryDep, SettingsDep, StoreDep
 from app.errors import problems
 from app.jobs_api import JobId, metric_series
-from app.registry import BadModelRequest, NoModel
+from app.registry import BadModelRequest, NoModel, checkpoint_tag
 from app.schemas import CheckpointInfo, CheckpointList, DefaultModel, ModelInfo
 from model.checkpoint import list_checkpoints, pinned_epochs
 from model.rundir import RunDir
@@ -64,8 +64,8 @@ def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
             st = ref.path.stat()
         except OSError:
             continue  # pruned meanwhile
-        is_pinned = ref.batch == 0 and (ref.epoch in pinned or pin == (job_id, ref.epoch))
+        is_pinned = ref.ends_epoch and (ref.epoch in pinned or pin == (job_id, ref.epoch))
         out.append(CheckpointInfo(epoch=ref.epoch, batch=ref.batch, name=ref.name, bytes=st.st_size,
-                                  modified_at=st.st_mtime, swd=swd.get(ref.epoch) if ref.batch == 0 else None,
-                                  pinned=is_pinned, served=served == f"{job_id}/{ref.name}"))
+                                  modified_at=st.st_mtime, swd=swd.get(ref.epoch) if ref.ends_epoch else None,
+                                  pinned=is_pinned, served=served == checkpoint_tag(job_id, ref.name)))
     return CheckpointList(job_id=job_id, checkpoints=out)

@@ -28,6 +28,7 @@ from model.checkpoint import (
     SERVING_ENTRIES,
     CheckpointError,
     CheckpointRef,
+    epoch_end,
     first_loadable,
     list_checkpoints,
     load_checkpoint,
@@ -54,6 +55,11 @@ class BadModelRequest(Exception):
     """A job or epoch that was asked for does not exist or cannot be served."""
 
 
+def checkpoint_tag(job_id: str, name: str) -> str:
+    """How answers name a checkpoint (X-Checkpoint, the served model): `job_id/epoch-NNNN.pt`."""
+    return f"{job_id}/{name}"
+
+
 class Busy(Exception):
     """Too much work running and waiting (renders or model loads); try again shortly."""
 
@@ -69,7 +75,7 @@ class Loaded:
 
     @property
     def tag(self) -> str:
-        return f"{self.job_id}/{self.ref.name}"
+        return checkpoint_tag(self.job_id, self.ref.name)
 
 
 @dataclass(frozen=True)
@@ -239,10 +245,11 @@ class ModelRegistry:
             job_id, epoch = choice.job_id, epoch if epoch is not None else choice.epoch
         refs = self._checkpoints(job_id)
         if epoch is not None:
-            have = epochs_text(r.epoch for r in refs if r.batch == 0)
-            refs = [r for r in refs if r.epoch == epoch and r.batch == 0]
-            if not refs:
+            end = epoch_end(refs, epoch)
+            if end is None:
+                have = epochs_text(r.epoch for r in refs if r.ends_epoch)
                 raise BadModelRequest(f"job {job_id} has no checkpoint for epoch {epoch}; its epochs: {have}")
+            refs = [end]
         ref, loaded, problems = first_loadable(reversed(refs), lambda r: self._load(job_id, r))
         problems = [f"{job_id}/{p}" for p in problems]
         if loaded is not None:
@@ -257,7 +264,7 @@ class ModelRegistry:
             st = ref.path.stat()
         except OSError:
             raise CheckpointError(f"{ref.name} vanished") from None
-        identity = f"{job_id}/{ref.name}/{st.st_size}/{st.st_mtime_ns}"
+        identity = f"{checkpoint_tag(job_id, ref.name)}/{st.st_size}/{st.st_mtime_ns}"
         while True:
             with self._lock:
                 if identity in self._loaded:

@@ -48,6 +48,16 @@ class CheckpointRef:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def ends_epoch(self) -> bool:
+        """Written at an epoch's end (a mid-epoch one is written when a run stops)."""
+        return self.batch == 0
+
+
+def epoch_end(refs: Iterable[CheckpointRef], epoch: int) -> CheckpointRef | None:
+    """The end-of-epoch checkpoint of `epoch` among `refs`, if there is one."""
+    return next((r for r in refs if r.epoch == epoch and r.ends_epoch), None)
+
 
 def checkpoint_name(epoch: int, batch: int = 0) -> str:
     return f"epoch-{epoch:04d}.pt" if batch == 0 else f"epoch-{epoch:04d}-b{batch:06d}.pt"
@@ -213,7 +223,7 @@ def prune_checkpoints(folder: Path, keep_last: int, keep_epochs: Iterable[int]) 
     refs = list_checkpoints(folder)
     removed = []
     for ref in refs[:-keep_last] if keep_last > 0 else refs:
-        if ref.batch == 0 and ref.epoch in keep_epochs:
+        if ref.ends_epoch and ref.epoch in keep_epochs:
             continue
         ref.path.unlink(missing_ok=True)
         removed.append(ref.path)
@@ -291,9 +301,9 @@ def load_epoch(folder: Path, epoch: int | None = None, map_location: str | torch
         if ref is None:
             raise CheckpointError(f"no loadable checkpoint in {folder} ({'; '.join(problems)})")
         return ref, state
-    for ref in refs:
-        if ref.epoch == epoch and ref.batch == 0:
-            return ref, load_checkpoint(ref.path, map_location, entries)
-    have = sorted({r.epoch for r in refs if r.batch == 0})
+    ref = epoch_end(refs, epoch)
+    if ref is not None:
+        return ref, load_checkpoint(ref.path, map_location, entries)
+    have = sorted({r.epoch for r in refs if r.ends_epoch})
     raise CheckpointError(f"no checkpoint for epoch {epoch} in {folder}; available: "
                           f"{', '.join(map(str, have)) or 'none'}")

@@ -99,7 +99,6 @@ class ImageDataset:
     files_found: int
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     skipped_examples: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    cache_path: Path | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -490,5 +489,4 @@ def load_dataset(root: Path, image_size: int = 96, cache_dir: Path | None = None
     return ImageDataset(images=arr, root=root, fingerprint=fp,
                         files_found=int(meta.get("files_found", len(files))),
                         skipped=dict(meta.get("skipped_by_reason", {})),
-                        skipped_examples=[tuple(x) for x in meta.get("skipped_examples", [])],
-                        cache_path=_cache_files(cache_dir, fp)[0])
+                        skipped_examples=[tuple(x) for x in meta.get("skipped_examples", [])])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -116,6 +117,18 @@ class RunDir:
                 kept[row["kind"]].add(row)
         epochs = sorted(kept["epoch"].rows() + measured, key=lambda r: r.get("step", 0))
         return epochs + kept["interval"].rows()
+
+    def measured_epochs(self) -> dict[int, float]:
+        """{epoch: SWD} of every epoch row that carries a measurement: the sampled G's (the EMA
+        G's where kept, else the raw G's); a later row of an epoch replaces an earlier one. The
+        epochs whose checkpoints training keeps, and the candidates for the best-SWD model."""
+        out: dict[int, float] = {}
+        for row in self.read_metrics(max_rows=1):  # thinning keeps every measured row
+            value, epoch = row.get("swd_ema", row.get("swd")), row.get("epoch")
+            if row.get("kind") == "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value) and isinstance(epoch, int) and not isinstance(epoch, bool):
+                out[epoch] = float(value)
+        return out
 
     def _rows(self) -> Iterator[dict[str, Any]]:
         try:

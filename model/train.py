@@ -367,9 +367,8 @@ class _Journal:
         self.snapshot_epochs = set(cfg.effective_snapshot_epochs())
         # A run extended past its last epoch no longer snapshots that epoch, but its SWD was
         # measured and may be the job's best (the default model serves it): keep every measured one.
-        measured = {r["epoch"] for r in run.read_metrics(max_rows=1)
-                    if r.get("kind") == "epoch" and r.get("swd") is not None and isinstance(r.get("epoch"), int)}
-        self.writer = ckpt.CheckpointWriter(run.checkpoints, KEEP_LAST_CHECKPOINTS, self.snapshot_epochs | measured)
+        self.writer = ckpt.CheckpointWriter(run.checkpoints, KEEP_LAST_CHECKPOINTS,
+                                            self.snapshot_epochs | set(run.measured_epochs()))
         self.meter = Meter(trainer.device, trainer.step, cfg.batch_size)
         self.tb = tensorboard.open_log(run.root)  # a no-op unless tensorboard is installed
 

@@ -138,3 +138,13 @@ def test_checkpoints_of_the_first_format_still_load(tmp_path):
     torch.save(state, tmp_path / "epoch-0001.pt")
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_checkpoint(tmp_path / "epoch-0001.pt")
+
+
+def test_an_epochs_checkpoint_is_its_end_of_epoch_one_never_a_mid_epoch_one(tmp_path):
+    for name in ("epoch-0001.pt", "epoch-0002-b000003.pt", "epoch-0003.pt"):
+        save_checkpoint(minimal_state(1), tmp_path / name)
+    refs = list_checkpoints(tmp_path)
+    assert [r.ends_epoch for r in refs] == [True, False, True]
+    assert ckpt.epoch_end(refs, 3).name == "epoch-0003.pt" and ckpt.epoch_end(refs, 2) is None
+    with pytest.raises(CheckpointError, match="available: 1, 3"):
+        ckpt.load_epoch(tmp_path, 2)
