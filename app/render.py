@@ -10,8 +10,8 @@
   admitted: however many zips are asked for, they never take a thread of, nor queue in front
   of, the short renders above.
 - Request batching: a /generate or /interpolate render is staged (noise, G's forward pass,
-  encoding); the forward passes of renders of the same model that arrive within
-  `batch_window_ms` of each other run as one batch of at most `batch_rows` rows (ForwardBatcher).
+  encoding); the forward passes of concurrent renders of the same model run as one batch of at
+  most `batch_rows` rows, gathered for at most `batch_window_ms` (ForwardBatcher).
   Face i of seed s is computed from its own noise row, and each row of a batch is computed
   independently of its batch-mates, so every answer is byte for byte what it would be alone
   (tests/app/test_render.py checks it across batch compositions). /faces.zip stays on its lane.
@@ -173,7 +173,7 @@ class _Batch:
         self.model = model
         self.items: list[tuple[torch.Tensor, asyncio.Future]] = []
         self.rows = 0
-        self.due = False  # its window has passed; it starts as soon as a forward slot is free
+        self.due = False  # it starts as soon as a forward slot is free (and takes renders until then)
         self.started = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -181,12 +181,14 @@ class _Batch:
 class ForwardBatcher:
     """Shares G's forward passes between concurrent renders of the same model.
 
-    The first render of a model opens a batch; renders of that model arriving within `window`
-    seconds join it, up to `max_rows` noise rows (a render never splits across batches: one
-    with more rows than that runs alone). When the window closes the batch runs, unless `slots`
-    forward passes are running already: then it keeps gathering until one ends, so under load
-    batches grow instead of queueing. (With the window at 0 the Renderer does not use it.)
-    A render whose caller goes away before its batch starts is taken out of it.
+    A render reaching its forward pass joins its model's open batch (or opens one), up to
+    `max_rows` noise rows (a render never splits across batches: one with more rows than that
+    runs alone). The batch is due when no other render of the model is on its way (admitted and
+    computing its noise: `expect`/`arrived`), when it is full, or at the latest `window` seconds
+    after it opened; a lone render therefore waits for nobody. A due batch runs as soon as fewer
+    than `slots` passes are running, and takes renders until it starts: under load, batches grow
+    instead of queueing. A render whose caller goes away before its batch starts is taken out of
+    it. (With the window at 0 the Renderer does not use it.)
     """
 
     def __init__(self, pool: ThreadPoolExecutor, window: float, max_rows: int, slots: int) -> None:
@@ -194,16 +196,30 @@ class ForwardBatcher:
         self.max_rows = max_rows
         self.slots = slots
         self._pool = pool
-        self._gathering: dict[str, _Batch] = {}  # model identity -> its open batch
-        self._due: list[_Batch] = []  # closed batches waiting for a slot, oldest first
+        self._gathering: dict[str, _Batch] = {}  # model identity -> its batch that takes renders
+        self._due: list[_Batch] = []  # batches waiting for a slot, oldest first
         self._running = 0
+        self._coming: dict[str, int] = {}  # model identity -> renders computing their noise
         self.passes = 0  # forward passes run (tests and benchmarks read it)
+
+    def expect(self, model: Loaded) -> None:
+        """A render of `model` will reach its forward pass soon (its noise is being computed)."""
+        self._coming[model.identity] = self._coming.get(model.identity, 0) + 1
+
+    def arrived(self, model: Loaded) -> None:
+        """That render reached its forward pass, or will not."""
+        left = self._coming[model.identity] - 1
+        if left:
+            self._coming[model.identity] = left
+        else:
+            del self._coming[model.identity]
 
     async def forward(self, model: Loaded, noise: torch.Tensor) -> tuple[torch.Tensor, float, int]:
         """(G's images for `noise`, seconds the shared pass took, rows in it)."""
         loop = asyncio.get_running_loop()
         batch = self._gathering.get(model.identity)
         if batch is not None and batch.rows + len(noise) > self.max_rows:
+            del self._gathering[model.identity]  # full: it takes no more
             self._close(batch)
             batch = None
         if batch is None:
@@ -214,24 +230,25 @@ class ForwardBatcher:
         batch.items.append(item)
         batch.rows += len(noise)
         if batch.rows >= self.max_rows:
+            del self._gathering[model.identity]
+            self._close(batch)
+        elif not self._coming.get(model.identity):  # nobody else is on the way: no reason to wait
             self._close(batch)
         try:
             return await future
         except asyncio.CancelledError:
-            if not batch.started and item in batch.items:
-                batch.items.remove(item)
-                batch.rows -= len(noise)
+            if not batch.started:
+                batch.items = [x for x in batch.items if x is not item]  # (by identity: tensors inside)
+                batch.rows = sum(len(n) for n, _ in batch.items)
             raise
 
     def _close(self, batch: _Batch) -> None:
-        """The batch takes no more renders; it runs now or when a slot frees."""
+        """The batch is due: it runs now or when a slot frees."""
         if batch.due:
             return
         batch.due = True
         if batch.timer is not None:
             batch.timer.cancel()
-        if self._gathering.get(batch.model.identity) is batch:
-            del self._gathering[batch.model.identity]
         self._due.append(batch)
         self._start_due()
 
@@ -239,6 +256,8 @@ class ForwardBatcher:
         while self._due and self._running < self.slots:
             batch = self._due.pop(0)
             batch.started = True
+            if self._gathering.get(batch.model.identity) is batch:
+                del self._gathering[batch.model.identity]
             live = [(noise, f) for noise, f in batch.items if not f.done()]
             if live:
                 self._running += 1
@@ -296,7 +315,11 @@ class Renderer:
         if self.batcher.window <= 0:  # unbatched: the three steps in one thread hop
             self.batcher.passes += 1
             return await loop.run_in_executor(self._pool, work.timed, timing, admitted)
-        noise, timing.noise = await loop.run_in_executor(self._pool, _timed, work.noise)
+        self.batcher.expect(work.model)
+        try:
+            noise, timing.noise = await loop.run_in_executor(self._pool, _timed, work.noise)
+        finally:
+            self.batcher.arrived(work.model)
         images, timing.g, timing.faces = await self.batcher.forward(work.model, noise)
         body, timing.encode = await loop.run_in_executor(self._pool, _timed, work.finish, images)
         timing.wait = time.perf_counter() - admitted - timing.noise - timing.g - timing.encode

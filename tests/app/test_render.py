@@ -124,7 +124,7 @@ def test_batched_renders_are_byte_for_byte_what_each_gives_alone(rows):
     alone = [w() for m in models for w in _works(m)]
 
     async def main():
-        r = Renderer(1 << 20, concurrency=2, queue=64, streams=1, batch_window_ms=200, batch_rows=rows)
+        r = Renderer(1 << 20, concurrency=2, queue=64, streams=1, batch_window_ms=60_000, batch_rows=rows)
         works = [w for m in models for w in _works(m)]
         bodies = await asyncio.gather(*[r.get(f"k{i}", w) for i, w in enumerate(works)])
         return [b for b, _ in bodies], r.batcher.passes
@@ -148,31 +148,58 @@ def test_with_the_window_at_zero_every_render_runs_its_own_pass():
     assert asyncio.run(main()) == len(GRIDS) + len(STRIPS)
 
 
-def test_a_render_whose_caller_went_away_is_taken_out_of_its_batch():
-    model = _loaded("a")
-    seen = []
+def _blocking(model, release: threading.Event):
+    """`model` whose forward pass waits for `release`."""
+    forward = model.g.forward
+    model.g.forward = lambda z: release.wait(10) and forward(z)
+    return model
+
+
+def test_while_every_slot_runs_a_pass_renders_gather_and_one_that_went_away_is_taken_out():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.render import ForwardBatcher
+    from model.sampling import run_generator, sample_noise
+
+    model, release = _loaded("a"), threading.Event()
+    blocker = _blocking(_loaded("b"), release)
+    noise = {name: sample_noise(seed, range(rows), model.g.nz) for name, seed, rows in
+             [("kept", 1, 2), ("gone", 2, 9), ("late", 3, 4)]}
 
     async def main():
-        r = Renderer(1 << 20, concurrency=1, queue=8, streams=1, batch_window_ms=300)
-        forward = r.batcher.forward
-
-        async def spy(m, noise):
-            seen.append(len(noise))
-            return await forward(m, noise)
-        r.batcher.forward = spy
-        gone = asyncio.create_task(r.get("gone", render_grid(model, GridQuery(5, 9, 8, None, None, "png"))))
-        kept = asyncio.create_task(r.get("kept", render_grid(model, GridQuery(6, 2, 8, None, None, "png"))))
-        while len(seen) < 2:  # both are gathering in the open batch
-            await asyncio.sleep(0.01)
-        gone.cancel()
-        body, _ = await kept
+        batcher = ForwardBatcher(ThreadPoolExecutor(4), window=5.0, max_rows=64, slots=1)
+        held = asyncio.create_task(batcher.forward(blocker, noise["kept"]))  # the only slot
+        await asyncio.sleep(0.05)
+        tasks = {name: asyncio.create_task(batcher.forward(model, noise[name])) for name in ("kept", "gone")}
+        await asyncio.sleep(0.05)
+        tasks["late"] = asyncio.create_task(batcher.forward(model, noise["late"]))  # joins the waiting batch
+        await asyncio.sleep(0.05)
+        tasks["gone"].cancel()
+        release.set()
+        await held
+        results = {name: await tasks[name] for name in ("kept", "late")}
         with pytest.raises(asyncio.CancelledError):
-            await gone
-        return body, r.batcher
+            await tasks["gone"]
+        return results, batcher
 
-    body, batcher = asyncio.run(main())
-    assert body == render_grid(model, GridQuery(6, 2, 8, None, None, "png"))()
-    assert batcher.passes == 1 and batcher._running == 0 and not batcher._gathering and not batcher._due
+    results, batcher = asyncio.run(main())
+    for name, (images, seconds, rows) in results.items():
+        assert rows == 6 and seconds > 0  # kept and late shared one pass; gone's 9 rows were left out
+        assert torch.equal(images, run_generator(model.g, noise[name]))
+    assert batcher.passes == 2 and batcher._running == 0 and not batcher._gathering and not batcher._due
+
+
+def test_a_lone_render_waits_for_nobody():
+    from app.render import Timing
+    model = _loaded("a")
+
+    async def main():
+        r = Renderer(1 << 20, concurrency=2, queue=8, streams=1, batch_window_ms=60_000)
+        timing = Timing()
+        await asyncio.wait_for(r.get("k", render_grid(model, GridQuery(1, 2, 8, None, None, "png")), timing), 30)
+        return timing
+
+    assert asyncio.run(main()).faces == 2  # a minute's window, and it did not wait for it
 
 
 def test_an_error_in_a_shared_pass_reaches_every_render_of_the_batch_and_frees_the_slot():
