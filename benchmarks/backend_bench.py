@@ -6,8 +6,8 @@ Backends, on the same seed-sized G (the paper's init: the cost does not depend o
   eager           torch, NCHW
   channels_last   torch, NHWC (what the app uses today)
   compile         torch.compile of the channels_last net (skipped where it fails)
-  onnxruntime     the generator exported as `python -m model export --format onnx` exports it,
-                  run by onnxruntime with as many threads as torch has
+  onnxruntime     the generator as the app serves it on a CPU (model/backends.OnnxGenerator:
+                  exported to ONNX, run by onnxruntime with torch's thread count, no spinning)
   (CUDA:) bf16 / fp16 autocast of channels_last
 Each round times every backend at batch 1, 16 and 64 in turn (interleaved, so a machine that
 drifts drifts for all of them) and the table shows the median ms per face over the rounds, and
@@ -55,24 +55,14 @@ def compiled_backend(g: torch.nn.Module, device: torch.device) -> Callable:
 
 
 def onnx_backend(g: torch.nn.Module) -> Callable:
-    import onnxruntime as ort
-
-    from model.export import _onnx_bytes, _plain
-    data = _onnx_bytes(_plain(g), {"job_id": "bench", "epoch": "0"})
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    return lambda z: session.run(None, {"noise": z.numpy()})[0]
+    from model.backends import OnnxGenerator
+    served = OnnxGenerator(copy.deepcopy(g))  # as the app serves it (RENDER_BACKEND=auto on a CPU)
+    return lambda z: served(z).numpy()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--ngf", type=int, default=64)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    g, _ = build_networks(100, args.ngf, 8, seed=0)
+def measure(device: torch.device, ngf: int, rounds: int, compile: bool = True) -> dict[str, dict]:
+    """{backend: {"ms_per_face": {batch: median ms}, "max_diff": largest |difference| from eager}}."""
+    g, _ = build_networks(100, ngf, 8, seed=0)
     g.eval()
     backends: dict[str, Callable] = {
         "eager": torch_backend(g, device, torch.contiguous_format),
@@ -86,10 +76,11 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fn = compiled_backend(g, device)
-            for b in BATCHES:
+            fn = compiled_backend(g, device) if compile else None
+            for b in BATCHES if fn else ():
                 fn(torch.randn(b, 100, 1, 1))  # compile (and recompile per batch) outside the timing
-            backends["compile"] = fn
+            if fn:
+                backends["compile"] = fn
         except Exception as exc:
             print(f"compile: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
     gen = torch.Generator().manual_seed(0)
@@ -98,7 +89,7 @@ def main() -> None:
     error = {name: max(float(np.abs(fn(noise[b]) - reference[b]).max()) for b in BATCHES)
              for name, fn in backends.items()}
     times: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for b in BATCHES:
             for name, fn in backends.items():
                 fn(noise[b])  # warm for this batch size
@@ -107,13 +98,25 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times.setdefault((name, b), []).append((time.perf_counter() - t) / b * 1000)
+    return {name: {"ms_per_face": {b: round(statistics.median(times[(name, b)]), 3) for b in BATCHES},
+                   "max_diff": error[name]} for name in backends}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    table = measure(device, args.ngf, args.rounds)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, ngf {args.ngf}, "
           f"{args.rounds} interleaved rounds: median ms per face (max |difference| from eager)")
     print("| backend | " + " | ".join(f"batch {b}" for b in BATCHES) + " | max diff |")
     print("|---|" + "---|" * (len(BATCHES) + 1))
-    for name in backends:
-        cells = [f"{statistics.median(times[(name, b)]):.2f}" for b in BATCHES]
-        print(f"| {name} | " + " | ".join(cells) + f" | {error[name]:.1e} |")
+    for name, row in table.items():
+        cells = [f"{row['ms_per_face'][b]:.2f}" for b in BATCHES]
+        print(f"| {name} | " + " | ".join(cells) + f" | {row['max_diff']:.1e} |")
 
 
 if __name__ == "__main__":

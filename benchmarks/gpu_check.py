@@ -271,6 +271,14 @@ def generator(res: Results, device: str, work: Path) -> None:
     res["g_grid64_png_ms"] = round(statistics.median(full[5:]) * 1000, 2)
 
 
+def backends(res: Results, size: Size, device: str) -> None:
+    """G's forward pass per face at batch 1/16/64 in eager, channels_last and bf16/fp16 autocast
+    (benchmarks/backend_bench.py, the seed's ngf; the dry run: tiny, without torch.compile)."""
+    from benchmarks.backend_bench import measure
+    ngf = size.overrides.get("ngf", 64)
+    res["backends_ms_per_face"] = measure(torch.device(device), ngf, rounds=5, compile=False)
+
+
 def profile(res: Results, size: Size, device: str, work: Path, out: Path) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -315,6 +323,7 @@ def main() -> None:
         phase(res, clock, "training", 120, lambda: training(res, clock, size, device, work))
         phase(res, clock, "fast", 60, lambda: fast(res, clock, size, device, work))
         phase(res, clock, "generator", 10, lambda: generator(res, device, work))
+        phase(res, clock, "backends", 20, lambda: backends(res, size, device))
         profile_txt = paths[-1].with_suffix(".profile.txt")
         phase(res, clock, "profile", 30, lambda: profile(res, size, device, work, profile_txt))
     finally:
