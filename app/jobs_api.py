@@ -56,7 +56,7 @@ def job_view(store: JobStore, record: JobRecord | DamagedRecord, public: Setting
         return Job(job_id=record.job_id, state=JobState.DAMAGED, error=hide(record.error),
                    updated_at=record.updated_at)
     run = RunDir(store.run_dir(record.job_id))
-    fields = record.model_dump(exclude={"needs_enqueue", "cancel_requested", "decoded", "files"})
+    fields = record.model_dump(include=set(Job.model_fields))  # not the worker's own flags
     # Only grids of epochs the record counts as done: a grid is written before its epoch's SWD and
     # checkpoint, and the card showed "epoch 9/40" beside the epoch-10 grid until that report came.
     snapshots = [e for e in run.snapshot_epochs() if e <= record.epoch]

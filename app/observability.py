@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from model.progress import job_fields
 from worker.records import JobState
 from worker.store import JobStore
 
@@ -21,19 +22,20 @@ class _JobCollector:
         queued = GaugeMetricFamily("dcgan_jobs", "jobs by state", labels=["state"])
         progress = GaugeMetricFamily("dcgan_training_progress_ratio", "completed epochs / epochs",
                                      labels=["job_id"])
-        speed = GaugeMetricFamily("dcgan_training_images_per_second", "training throughput",
-                                  labels=["job_id"])
+        # one gauge per progress field that names a metric (model/progress.py), 0 until reported
+        gauges = {f.name: GaugeMetricFamily(*f.metric, labels=["job_id"]) for f in job_fields() if f.metric}
         counts = dict.fromkeys(JobState, 0)
         for rec in self.store.list():
             counts[rec.state] += 1
             if rec.state is JobState.RUNNING:
                 progress.add_metric([rec.job_id], rec.epoch / max(rec.epochs, 1))
-                speed.add_metric([rec.job_id], rec.images_per_sec or 0.0)
+                for name, gauge in gauges.items():
+                    gauge.add_metric([rec.job_id], getattr(rec, name) or 0.0)
         for state, count in counts.items():
             queued.add_metric([state.value], count)
         yield queued
         yield progress
-        yield speed
+        yield from gauges.values()
 
 
 class Metrics:

@@ -12,7 +12,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from app.settings import Settings
 from model.config import TrainConfig, field_kind
 from model.presets import PRESETS, resolve
-from worker.records import DatasetInfo, JobState
+from model.progress import job_fields
+from worker.records import DatasetInfo, JobState, progress_field
 
 _DEFAULTS = TrainConfig()
 # A relative path of plain names: no leading '/', no '.' or '..' or hidden parts, no '\\' or NUL.
@@ -163,29 +164,16 @@ class Accepted(BaseModel):
     status_url: str
 
 
-class Job(BaseModel):
-    """A job as readers see it: its record (worker/records.py) plus the snapshot epochs on disk.
-    A record that cannot be read is `damaged`, with the reason in `error`."""
+class _JobBase(BaseModel):
     job_id: str
     state: JobState
-    phase: Optional[str] = None
-    epoch: int = 0
     epochs: int = 0
-    step: int = 0
-    loss_d: Optional[float] = None
-    loss_g: Optional[float] = None
-    d_x: Optional[float] = None
-    d_g_z: Optional[float] = None
-    swd: Optional[float] = None
-    images_per_sec: Optional[float] = None
-    eta_seconds: Optional[float] = None
     error: Optional[str] = None
     warning: Optional[str] = None
     config: Optional[dict[str, Any]] = None
     data: Optional[dict[str, Any]] = None
     dataset: Optional[DatasetInfo] = None
     snapshots: list[int] = []
-    checkpoint: Optional[str] = None
     attempts: int = 0  # times a worker started (or resumed) it
     crashes: int = 0  # times its worker died under it (MAX_ATTEMPTS of these fail it)
     worker: Optional[str] = None  # host:pid of the process training it (shown with the token)
@@ -193,6 +181,14 @@ class Job(BaseModel):
     updated_at: float
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
+
+
+# The progress fields are the record's (model/progress.py's `_job` fields) but the decoding
+# count, which the API never showed.
+Job = create_model("Job", __base__=_JobBase, __module__=__name__,
+                   __doc__="A job as readers see it: its record plus the snapshot epochs on disk. A record "
+                           "that cannot be read is `damaged`, with the reason in `error`.",
+                   **{f.name: progress_field(f) for f in job_fields() if f.when != "data"})
 
 
 class JobList(BaseModel):

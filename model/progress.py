@@ -1,41 +1,80 @@
 """What `model.train` reports while it runs, and the meter that averages the numbers it reports.
 
 The CLI's progress bars and the worker's job record both read `TrainProgress` as it is, so
-"how many epochs are done" is worked out once, here, and never re-derived from a row.
+"how many epochs are done" is worked out once, here, and never re-derived from a row. Its
+fields marked `_job` are the one definition of a job's progress (`job_fields()`).
 """
 from __future__ import annotations
 
 import math
 import time
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import torch
 
 Phase = Literal["data", "train", "done", "stopped"]
+_REQUIRED = object()  # a `_job` field without a default
+
+
+def _job(name: str | None = None, *, when: str = "train", metric: tuple[str, str] | None = None,
+         default: Any = None) -> Any:
+    """A report field that a job keeps (its record, the API's Job, the gallery): under `name`
+    (default: its own), from reports of the `when` phase ("data": decoding; "train": every
+    other; "always"), and where `metric` = (name, help) also a Prometheus gauge per running job."""
+    meta = {"job": name, "when": when, "metric": metric}
+    return field(metadata=meta) if default is _REQUIRED else field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TrainProgress:
-    phase: Phase  # decoding the images, training, finished, or stopped early (cancel / hand-off)
-    epochs_done: int  # completed epochs
+    """One report. The fields declared with `_job` are what a job keeps of it: the job record
+    (worker/records.py), the API's Job (app/schemas.py) and the metrics (app/observability.py)
+    are made from them, so a new one is one line here (plus where it is displayed)."""
+    phase: Phase = _job(when="always", default=_REQUIRED)  # decoding the images, training, finished, or stopped early
+    epochs_done: int = _job("epoch", default=_REQUIRED)  # completed epochs
     epochs: int  # epochs the run is asked to reach
-    step: int = 0  # batches trained in total
+    step: int = _job(default=0)  # batches trained in total
     batch: int = 0  # batches done of the epoch in progress (0 right after an epoch ends)
     batches_per_epoch: int = 0
     epoch_end: bool = False  # this report closes an epoch: its snapshot and checkpoint are written
-    loss_d: float | None = None  # means over the window the report covers
-    loss_g: float | None = None
-    d_x: float | None = None  # D's mean probability for real images
-    d_g_z: float | None = None  # ... and for generated ones
-    images_per_sec: float | None = None
-    eta_seconds: float | None = None
-    checkpoint: str | None = None  # file name of the newest checkpoint, once there is one
-    swd: float | None = None  # quality at this epoch, when measured
-    decoded: int | None = None  # data phase: images decoded so far ...
-    files: int | None = None  # ... of this many files
+    loss_d: float | None = _job()  # means over the window the report covers
+    loss_g: float | None = _job()
+    d_x: float | None = _job()  # D's mean probability for real images
+    d_g_z: float | None = _job()  # ... and for generated ones
+    images_per_sec: float | None = _job(metric=("dcgan_training_images_per_second", "training throughput"))
+    eta_seconds: float | None = _job()
+    checkpoint: str | None = _job()  # file name of the newest checkpoint, once there is one
+    swd: float | None = _job()  # quality at this epoch, when measured
+    decoded: int | None = _job(when="data")  # data phase: images decoded so far ...
+    files: int | None = _job(when="data")  # ... of this many files
     warning: str | None = None  # something a person should know (a damaged checkpoint skipped)
+
+    def for_job(self) -> dict[str, Any]:
+        """What a job's record takes from this report, by the record's names: the fields of
+        this report's phase that it carries (a field left None is no news)."""
+        phase = "data" if self.phase == "data" else "train"
+        return {f.metadata["job"] or f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("when") in ("always", phase) and getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class JobField:
+    """A field a job keeps of its reports (see `_job`): its name there, its type in the report
+    (None allowed there or not), the phase it comes from and its metric, if any."""
+    name: str
+    kind: Any
+    when: str
+    metric: tuple[str, str] | None
+
+
+def job_fields() -> list[JobField]:
+    """The fields a job keeps of its reports, in the report's order."""
+    hints = typing.get_type_hints(TrainProgress)
+    return [JobField(f.metadata["job"] or f.name, hints[f.name], f.metadata["when"], f.metadata["metric"])
+            for f in fields(TrainProgress) if "job" in f.metadata]
 
 
 ProgressFn = Callable[[TrainProgress], None]

@@ -68,18 +68,9 @@ def start(rec: JobRecord, worker: str, max_attempts: int) -> JobRecord:
 def report(rec: JobRecord, event: TrainProgress) -> JobRecord:
     """Progress from model.train, as the job status shows it."""
     _expect(rec, {S.RUNNING}, "report progress")
-    fields: dict = {"phase": event.phase}
+    fields = event.for_job()
     if event.warning:
         fields["warning"] = event.warning
-    if event.phase == "data":
-        if event.files is not None:
-            fields.update(decoded=event.decoded, files=event.files)
-    else:
-        fields.update(epoch=event.epochs_done, step=event.step)
-        for name in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_sec", "eta_seconds", "checkpoint", "swd"):
-            value = getattr(event, name)
-            if value is not None:
-                fields[name] = value
     return _set(rec, **fields)
 
 

@@ -10,11 +10,12 @@ import secrets
 import time
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from model.config import ConfigError, TrainConfig
+from model.progress import JobField, job_fields
 
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
@@ -68,7 +69,7 @@ class DatasetInfo(BaseModel):
     skipped_examples: list[list[str]] = []
 
 
-class JobRecord(BaseModel):
+class _JobRecordBase(BaseModel):
     # Unknown fields (from a newer version) are ignored rather than fatal.
     model_config = ConfigDict(extra="ignore")
 
@@ -88,20 +89,6 @@ class JobRecord(BaseModel):
     warning: Optional[str] = None
     needs_enqueue: bool = False  # queued, but its wake-up message may not be on the queue
     cancel_requested: bool = False
-    # -- progress, as model.train last reported it --------------------------------------------
-    phase: Optional[str] = None
-    epoch: int = Field(0, ge=0)  # completed epochs
-    step: int = Field(0, ge=0)
-    loss_d: Optional[float] = None
-    loss_g: Optional[float] = None
-    d_x: Optional[float] = None
-    d_g_z: Optional[float] = None
-    swd: Optional[float] = None
-    images_per_sec: Optional[float] = None
-    eta_seconds: Optional[float] = None
-    checkpoint: Optional[str] = None
-    decoded: Optional[int] = None
-    files: Optional[int] = None
     dataset: Optional[DatasetInfo] = None
 
     @field_validator("config")
@@ -114,6 +101,21 @@ class JobRecord(BaseModel):
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.config)
+
+
+def progress_field(f: JobField) -> tuple[Any, Any]:
+    """A pydantic (type, default) for a field a job keeps of its reports (model/progress.py):
+    a count starts at 0 and is never negative; anything else is None until first reported."""
+    if f.kind is int:
+        return int, Field(0, ge=0)
+    # a phase is any string here: a record written by a newer version may name one we do not know
+    return Optional[str if get_origin(f.kind) is Literal else f.kind], None
+
+
+# The record: the fields above, then the progress as model.train last reported it, one field
+# per `_job` field of model.progress.TrainProgress (lifecycle.report copies them).
+JobRecord = create_model("JobRecord", __base__=_JobRecordBase, __module__=__name__,
+                         **{f.name: progress_field(f) for f in job_fields()})
 
 
 class DamagedRecord(BaseModel):
