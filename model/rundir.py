@@ -24,9 +24,44 @@ from typing import Any
 import torch
 
 from model.config import ConfigError, TrainConfig
-from model.fsutil import atomic_write_bytes
+from model.fsutil import NotARegularFile, atomic_write_bytes, open_regular
 
 _SNAPSHOT = re.compile(r"^epoch-(\d{4,})\.png$")
+MAX_METRIC_LINE = 64 * 1024  # bytes; a logged row is a few hundred
+_COUNTS = ("epoch", "step")  # whole numbers wherever they appear
+_MEASURES = ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_sec", "epoch_seconds", "swd", "swd_ema")
+_NEEDS = {"epoch": "epoch", "interval": "step"}  # what each kind of row is indexed by
+
+
+def _row(line: bytes) -> dict[str, Any] | None:
+    """A metrics line as a row, or None when it is not one of ours: not JSON (a torn last line),
+    nested past the parser's depth, not an object, or with a field of the wrong type. A measure
+    that is not finite (a diverged loss) is kept as None, which JSON can carry."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(row, dict) or not isinstance(row.get("kind", ""), str):
+        return None
+    for key in _COUNTS:
+        if key in row and (not isinstance(row[key], int) or isinstance(row[key], bool)):
+            return None
+    need = _NEEDS.get(row.get("kind"))
+    if need is not None and need not in row:
+        return None
+    for key in _MEASURES:
+        value = row.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer past any float
+            finite = False
+        if not finite:
+            row[key] = None
+    return row
 
 
 def epochs_text(epochs) -> str:
@@ -131,16 +166,19 @@ class RunDir:
         return out
 
     def _rows(self) -> Iterator[dict[str, Any]]:
+        """Each line that is a row of ours; a line over MAX_METRIC_LINE bytes is skipped a chunk
+        at a time (never held whole), and so is one that is not JSON or not a row (see _row)."""
         try:
-            with open(self.metrics_path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
+            with open_regular(self.metrics_path) as f:
+                while line := f.readline(MAX_METRIC_LINE + 1):
+                    if len(line) > MAX_METRIC_LINE and not line.endswith(b"\n"):
+                        while (rest := f.readline(MAX_METRIC_LINE)) and not rest.endswith(b"\n"):
+                            pass
                         continue
-                    if isinstance(row, dict):
+                    row = _row(line)
+                    if row is not None:
                         yield row
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, NotARegularFile):
             return
 
     def append_metrics(self, row: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -89,6 +90,18 @@ def test_snapshots_and_metrics_series_of_a_job(served):
     assert missing.json()["detail"] == f"job {job_id} has no snapshot for epoch 3; its snapshots: epochs 1-2"
     series = c.get(f"/jobs/{job_id}/metrics").json()
     assert series["epochs"] == [1, 2] and len(series["steps"]) == 6 and len(series["loss_d"]) == 2
+
+
+def test_metrics_lines_of_the_wrong_shape_are_skipped_by_the_series_and_the_checkpoints(served, tmp_path):
+    c, job_id = served
+    runs = Path(c.app.state.settings.runs_dir)
+    with open(runs / job_id / "metrics.jsonl", "a") as f:
+        f.write("[" * 50_000 + "\n" + '{"kind": "epoch", "epoch": "3", "swd": "low"}\n'
+                '{"kind": ["interval"], "step": 9}\n{"kind": "epoch", "epoch": 3, "step": 999, "loss_d": NaN}\n')
+    series = c.get(f"/jobs/{job_id}/metrics")
+    assert series.status_code == 200 and series.json()["epochs"] == [1, 2, 3]
+    assert series.json()["loss_d"][2] is None
+    assert c.get(f"/jobs/{job_id}/checkpoints").status_code == 200
 
 
 def test_prometheus_metrics_count_jobs_and_requests(served):

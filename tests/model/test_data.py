@@ -253,6 +253,44 @@ def test_a_long_training_log_is_thinned_as_it_is_read(tmp_path):
     assert len(epochs) <= 500 and sum("swd" in r for r in epochs) == 4  # every measured point kept
 
 
+def test_metrics_lines_that_are_not_rows_are_skipped(tmp_path):
+    import json
+
+    from model.rundir import RunDir
+    run = RunDir(tmp_path)
+    good = {"kind": "epoch", "epoch": 1, "step": 4, "loss_d": 1.0, "swd": 2.0}
+    bad = ["[" * 50_000, '{"a":' * 20_000, '"a string"', '{"kind": ["epoch"]}', '{"kind": "epoch", "epoch": "1"}',
+           '{"kind": "epoch", "step": 5}', '{"kind": "interval", "step": 2.5}', '{"kind": "epoch", "epoch": true}',
+           '{"kind": "interval", "step": 3, "loss_d": "high"}', '{"kind": "epoch", "epoch": 2, "swd": [1]}']
+    diverged = f'{{"kind": "interval", "epoch": 1, "step": 6, "loss_d": NaN, "loss_g": 1e999, "d_x": {10**400}}}'
+    run.metrics_path.write_text("\n".join([json.dumps(good), *bad, diverged, ""]))
+    rows = run.read_metrics(max_rows=100)
+    assert rows == [good, {"kind": "interval", "epoch": 1, "step": 6, "loss_d": None, "loss_g": None, "d_x": None}]
+    assert run.read_metrics() == rows
+
+
+def test_an_endless_metrics_line_is_skipped_without_being_held(tmp_path):
+    import json
+    import tracemalloc
+
+    from model.rundir import RunDir
+    run = RunDir(tmp_path)
+    row = {"kind": "interval", "epoch": 1, "step": 1, "loss_d": 1.0}
+    with open(run.metrics_path, "wb") as f:
+        f.write(json.dumps(row).encode() + b"\n")
+        f.truncate(f.tell() + (256 << 20))  # 256 MiB of NULs without a newline (sparse: no disk)
+        f.seek(0, 2)
+        f.write(b"\n" + json.dumps({**row, "step": 2}).encode() + b"\n")
+    tracemalloc.start()
+    try:
+        rows = run.read_metrics(max_rows=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r["step"] for r in rows] == [1, 2]
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB held to read it"
+
+
 # -- decoding in processes (model/parallel.py) -------------------------------------------------
 
 def _bad_and_good(folder):
