@@ -15,8 +15,18 @@ from model.rundir import RunDir
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["when"] = lambda ts: (datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                                            if ts else "")
+
+
+def when(ts: float | None) -> str:
+    """A record's timestamp as a date; '' for none, or for one no calendar has (1e300, NaN):
+    a record is read from disk and one odd number must not break the page."""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if ts else ""
+    except (OverflowError, ValueError, OSError):
+        return ""
+
+
+templates.env.filters["when"] = when
 
 router = APIRouter(tags=["gallery"])
 

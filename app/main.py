@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import apidocs, export_api, gallery, images_api, jobs_api, models_api, ops_api
 from app.errors import install_error_handlers
-from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware
+from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware, SecurityHeadersMiddleware
 from app.observability import LatencyMiddleware, Metrics
 from app.queue import QueueSender, celery_sender
 from app.registry import ModelRegistry
@@ -83,11 +83,12 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.add_middleware(FiniteNumbersMiddleware)  # innermost: its 422s get CORS headers and are counted
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
                            expose_headers=["ETag", "X-Checkpoint", "Retry-After"])
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer has the headers
     return app
 
 

@@ -489,6 +489,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#model-job").addEventListener("change", fillEpochChoices);
   $("#unpin").addEventListener("click", onUnpin);
   $("main").addEventListener("click", onAction);
+  // Widths come as data (the page's Content-Security-Policy allows no inline style attributes).
+  for (const bar of $$("[data-field=bar]")) bar.style.width = bar.dataset.width;
   for (const card of $$("section.job")) { showActions(card); loadCharts(card); }
   let resizeTimer = 0;
   window.addEventListener("resize", () => {

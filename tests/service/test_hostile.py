@@ -137,6 +137,9 @@ def test_cors_allows_only_configured_origins(tmp_path, redis):
         pre = c.options("/train", headers={"Origin": "https://evil.example",
                                            "Access-Control-Request-Method": "POST"})
         assert "access-control-allow-origin" not in pre.headers
+        pre = c.options("/jobs/20260101-000000-abcdef", headers={"Origin": "https://good.example",
+                                                                 "Access-Control-Request-Method": "DELETE"})
+        assert pre.status_code == 200 and "DELETE" in pre.headers["access-control-allow-methods"]
     finally:
         stack.stop()
 
