@@ -60,15 +60,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
             + (torch.sin(t * omega) / so) * b.double()).to(a.dtype)
 
 
+def device_of(net: nn.Module | OnnxGenerator) -> torch.device:
+    """Where `net` runs: a torch module's parameters' device, or what an onnxruntime generator
+    (model/backends.py) says."""
+    return getattr(net, "device", None) or next(net.parameters()).device
+
+
 @torch.no_grad()
 def run_generator(g: Generator | OnnxGenerator, noise: torch.Tensor, device: torch.device | str | None = None
                   ) -> torch.Tensor:
     """Images in [-1, 1] on the CPU, computed CHUNK at a time. On CUDA every pass has exactly
     CHUNK rows (the last one padded), so kernel choice, and with it the bits of a face, never
     depends on how many images were asked for."""
-    if device is None:  # an onnxruntime generator (model/backends.py) says where it runs
-        device = getattr(g, "device", None) or next(g.parameters()).device
-    device = torch.device(device)
+    device = torch.device(device) if device is not None else device_of(g)
     outs = []
     for start in range(0, noise.shape[0], CHUNK):
         z = noise[start:start + CHUNK]
@@ -92,7 +96,7 @@ def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
     with `candidates`; the winners are regenerated at the end."""
     if candidates < n:
         raise ValueError("best_of must be at least n")
-    device = next(g.parameters()).device
+    device = device_of(d)
     scores = torch.empty(candidates)
     for start in range(0, candidates, CHUNK):
         idx = range(start, min(start + CHUNK, candidates))

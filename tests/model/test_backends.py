@@ -51,3 +51,13 @@ def test_onnxruntime_agrees_with_torch_within_1e_5_and_every_row_is_independent_
         assert torch.equal(run_generator(served, z[start:stop]), full[start:stop])
     # the sampling functions take it as they take the torch module
     assert torch.equal(generate(served, 3, 4), full[:4])
+
+
+def test_best_of_ranks_an_onnxruntime_generator_s_faces_as_it_ranks_torch_s():
+    from model.sampling import best_of
+    torch.manual_seed(0)
+    g, d = networks_for(TrainConfig(ngf=16, ndf=16))
+    g.eval().requires_grad_(False)
+    d.eval().requires_grad_(False)
+    by_ort, by_torch = best_of(OnnxGenerator(g), d, 5, 3, 12), best_of(g, d, 5, 3, 12)
+    assert (by_ort - by_torch).abs().max() <= 1e-5
