@@ -17,6 +17,7 @@ import os
 
 from celery import Celery
 
+from worker import fsqueue
 from worker.errors import BrokerUnavailable
 from worker.settings import ServiceSettings, get_service_settings
 
@@ -39,7 +40,8 @@ def ensure_broker_folders(settings: ServiceSettings) -> None:
 
 def broker_config(settings: ServiceSettings) -> dict:
     """Redis when REDIS_URL is set; otherwise the embedded mode: Celery's filesystem transport
-    under RUNS_DIR/_broker, with no server to install."""
+    under RUNS_DIR/_broker, with no server to install (its message files read bounded: see
+    worker/fsqueue.py)."""
     if settings.broker_mode == "redis":
         timeout = settings.broker_timeout
         return {
@@ -57,7 +59,7 @@ def broker_config(settings: ServiceSettings) -> dict:
             },
             "broker_connection_timeout": timeout,
         }
-    return {"broker_url": "filesystem://",
+    return {"broker_url": f"{fsqueue.SCHEME}://",
             "broker_transport_options": {**broker_folders(settings), "store_processed": False}}
 
 

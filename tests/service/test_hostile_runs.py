@@ -110,3 +110,27 @@ def test_resumes_racing_a_delete_get_404_or_409_and_never_bring_the_job_back(tmp
                 assert c.get(f"/jobs/{job_id}").json()["state"] == "queued"
     finally:
         stack.stop()
+
+
+@pytest.mark.parametrize("planted", ["fifo", "not json", "huge"])
+def test_a_bad_file_in_the_embedded_queue_does_not_stop_the_worker(tmp_path, planted):
+    """A FIFO named like a message in RUNS_DIR/_broker/queue once blocked the worker's consumer
+    for good while its heartbeat (and so its health check) went on."""
+    stack = Stack(tmp_path / "stack", None)  # embedded broker
+    try:
+        stack.start_worker()
+        c = client(stack.start_app())
+        queue = stack.runs / "_broker" / "queue"
+        bad = queue / "0000-planted.train.msg"  # sorts first: read before any real message
+        if planted == "fifo":
+            os.mkfifo(bad)
+        elif planted == "not json":
+            bad.write_bytes(b"\x00not a message")
+        else:
+            with open(bad, "wb") as f:
+                f.truncate(1 << 30)  # 1 GiB, sparse
+        job_id = submit(c, epochs=1, snapshot_epochs=[1])
+        wait_job(c, job_id, {"succeeded"}, timeout=120)
+        assert not bad.exists()
+    finally:
+        stack.stop()
