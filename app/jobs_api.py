@@ -22,6 +22,7 @@ from app.deps import Authorized, EnqueueDep, OperatorDep, RegistryDep, SettingsD
 from app.errors import Missing, problems
 from app.schemas import Accepted, Job, JobList, MetricsSeries, ResumeRequest, WrittenAsInteger, train_request
 from app.settings import Settings
+from model.data import count_image_files
 from model.rundir import RunDir, epochs_text
 from worker import jobs
 from worker.datasource import folder_data
@@ -93,7 +94,16 @@ def router(settings: Settings) -> APIRouter:
         job_id, _created = jobs.submit(store, cfg.to_dict(), data, enqueue, max_active=settings.max_active_jobs,
                                        idempotency_key=idempotency_key)
         response.headers["Location"] = f"/jobs/{job_id}"
-        return Accepted(job_id=job_id, status_url=f"/jobs/{job_id}")
+        if isinstance(data, SyntheticData):
+            images, exact = data.synthetic_images, True
+        else:
+            images, exact = count_image_files(Path(settings.data_root).resolve() / data.data_dir), False
+        if cfg.max_images:
+            images = min(images, cfg.max_images)
+        per_epoch = images // cfg.batch_size
+        return Accepted(job_id=job_id, status_url=f"/jobs/{job_id}", epochs=cfg.epochs, images=images,
+                        batch_size=cfg.batch_size, steps_per_epoch=per_epoch, steps=cfg.epochs * per_epoch,
+                        exact=exact)
 
     routes.include_router(_routes)
     return routes

@@ -162,6 +162,15 @@ def _capped_request(max_batch_size: int, max_width: int, max_synthetic_images: i
 class Accepted(BaseModel):
     job_id: str
     status_url: str
+    epochs: int = Field(description="epochs the job will train")
+    images: int = Field(description="images per epoch: the synthetic set's size, or the image files "
+                                    "found in data_dir (capped by max_images)")
+    batch_size: int
+    steps_per_epoch: int = Field(description="images // batch_size (a last partial batch is dropped)")
+    steps: int = Field(description="epochs × steps_per_epoch: the generator updates it will make "
+                                   "(the progress bar's and the ETA's count)")
+    exact: bool = Field(description="false for a folder: files that do not decode are skipped, so "
+                                    "images and steps are at most these")
 
 
 class _JobBase(BaseModel):
@@ -172,7 +181,7 @@ class _JobBase(BaseModel):
     warning: Optional[str] = None
     config: Optional[dict[str, Any]] = None
     data: Optional[dict[str, Any]] = None
-    dataset: Optional[DatasetInfo] = None
+    dataset: Optional[DatasetInfo] = None  # what decoding made of the files: set when it ends, while training
     snapshots: list[int] = []
     attempts: int = 0  # times a worker started (or resumed) it
     crashes: int = 0  # times its worker died under it (MAX_ATTEMPTS of these fail it)

@@ -167,7 +167,11 @@ def jobs_table(jobs: list[dict]) -> str:
 def status_text(job: dict) -> str:
     """The fields of one job a person looks at, one per line."""
     lines = [("job", job["job_id"])]
-    state = job["state"] + (f" ({job['phase']})" if job.get("phase") and job["state"] == "running" else "")
+    state = job["state"]
+    if state == "queued":
+        state = activity(job)
+    elif state == "running":
+        state += ": " + (activity(job) if job.get("phase") == "data" else "training")
     lines.append(("state", state))
     if job["state"] != "damaged":
         lines += [("epoch", f"{job['epoch']}/{job['epochs']} (step {job.get('step', 0)})"),
@@ -183,9 +187,10 @@ def status_text(job: dict) -> str:
             if job["state"] == "running" and job.get("eta_seconds"):
                 speed += f", ETA {duration(job['eta_seconds'])}"
             lines.append(("speed", speed))
-        skipped = (job.get("dataset") or {}).get("skipped")
-        if skipped:
-            lines.append(("skipped", f"{skipped} unreadable files"))
+        if job.get("dataset"):
+            first, *rest = data_report(job["dataset"])
+            lines.append(("images", first.removeprefix("data: ")))
+            lines += [("", line.strip()) for line in rest]
         lines.append(("snapshots", ", ".join(map(str, job.get("snapshots") or [])) or "-"))
         lines.append(("checkpoint", job.get("checkpoint") or "-"))
         lines.append(("attempts", f"{job.get('attempts', 0)} (worker deaths: {job.get('crashes', 0)})"))
@@ -201,30 +206,74 @@ def status_text(job: dict) -> str:
 
 
 # ---- waiting for a job ----------------------------------------------------------------------
+def plan_text(answer: dict) -> str:
+    """POST /train's answer as a line: the epochs and steps the job will run."""
+    at_most = "" if answer.get("exact", True) else " at most (files that do not decode are skipped)"
+    return (f"will train {answer['epochs']} epochs of {answer['steps_per_epoch']} steps ({answer['images']} "
+            f"images, batch {answer['batch_size']}): {answer['steps']} steps{at_most}")
+
+
+def activity(job: dict) -> str:
+    """What the job is doing now, in words: queued, decoding images, training with its
+    speed and ETA (the server's, from this attempt's training time only), or how it ended."""
+    state = job["state"]
+    if state == "queued":
+        return "queued (waiting for a worker)"
+    if state != "running":
+        return state
+    if job.get("phase") == "data":
+        return "decoding images"
+    parts = []
+    if job.get("loss_d") is not None:
+        parts.append(f"D {num(job['loss_d'], 2)} G {num(job.get('loss_g'), 2)}")
+    if job.get("images_per_sec"):
+        parts.append(f"{job['images_per_sec']:.0f} img/s")
+        if job.get("eta_seconds"):
+            parts.append(f"ETA {duration(job['eta_seconds'])}")
+    else:
+        parts.append("measuring speed")
+    return "training: " + ", ".join(parts)
+
+
+def data_report(dataset: dict, limit: int = 20) -> list[str]:
+    """What decoding made of the files: images used, then each skipped file with its reason
+    (the server keeps the first 20), then how many more."""
+    lines = [f"data: {dataset['images']} images used of {dataset['files_found']} files"
+             + (f", {dataset['skipped']} skipped" if dataset.get("skipped") else "")]
+    examples = dataset.get("skipped_examples") or []
+    for name, reason in examples[:limit]:
+        lines.append(f"  skipped {name}: {reason}")
+    more = dataset.get("skipped", 0) - min(len(examples), limit)
+    if more > 0:
+        lines.append(f"  ... and {more} more skipped")
+    return lines
+
+
+# The bar counts epochs; its speed and ETA are the server's (training time only), so tqdm's own
+# rate, which would count the time queued and decoding as training, is left out.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} epochs{postfix}"  # postfix: ", what"
+
+
 def wait_for_job(api: Api, job_id: str, poll: float, sleep: Callable[[float], None] = time.sleep) -> int:
-    """A bar of epochs (and the phase while the images are decoded) until the job finishes:
-    exit code 0 when it succeeded, 1 otherwise. Ctrl-C stops waiting, not the job."""
+    """A bar of epochs (and what the job is doing) until it finishes, with the data report once
+    decoding ends: exit code 0 when it succeeded, 1 otherwise. Ctrl-C stops waiting, not the job."""
     from tqdm import tqdm
 
     job = api.job(job_id)
-    bar = tqdm(total=max(job.get("epochs") or 1, 1), unit="epoch", desc=job_id, file=sys.stderr,
+    bar = tqdm(total=max(job.get("epochs") or 1, 1), desc=job_id, file=sys.stderr, bar_format=BAR_FORMAT,
                dynamic_ncols=True, leave=True)
     interactive = sys.stderr.isatty()
     last: tuple[int, str] | None = None
+    reported = job.get("dataset") is not None and job["state"] != "running"  # an old job's: not news
     try:
         while True:
             if job.get("epochs"):
                 bar.total = job["epochs"]
             bar.n = min(job.get("epoch", 0), bar.total)
-            phase = job["state"]
-            if job["state"] == "running" and job.get("phase") == "data":
-                phase = "decoding images"
-            info = [phase]
-            if job.get("loss_d") is not None:
-                info.append(f"D {num(job['loss_d'], 2)} G {num(job.get('loss_g'), 2)}")
-            if job.get("images_per_sec") and job["state"] == "running":
-                info.append(f"{job['images_per_sec']:.0f} img/s")
-            shown = (bar.n, " ".join(info))
+            if job.get("dataset") and not reported:
+                bar.write("\n".join(data_report(job["dataset"])), file=sys.stderr)
+                reported = True
+            shown = (bar.n, activity(job))
             if shown != last or interactive:  # a log file gets a line per change, not per poll
                 bar.set_postfix_str(shown[1], refresh=False)
                 bar.refresh()
@@ -253,6 +302,8 @@ def cmd_train(api: Api, args: argparse.Namespace) -> int:
     answer = api.train(train_body(args), idempotency_key=args.idempotency_key)
     print(answer["job_id"])
     sys.stdout.flush()
+    if "steps" in answer:
+        print(plan_text(answer), file=sys.stderr)
     return wait_for_job(api, answer["job_id"], args.poll) if args.wait else 0
 
 

@@ -128,6 +128,11 @@ def _image_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
+def count_image_files(root: Path) -> int:
+    """How many files under `root` the loader would try to decode (before any is read)."""
+    return sum(1 for _ in _image_files(root))
+
+
 def _check_folder(root: Path) -> None:
     if not root.exists():
         raise DataError(f"data folder {root} does not exist")

@@ -51,6 +51,7 @@ class TrainProgress:
     decoded: int | None = _job(when="data")  # data phase: images decoded so far ...
     files: int | None = _job(when="data")  # ... of this many files
     warning: str | None = None  # something a person should know (a damaged checkpoint skipped)
+    data: dict | None = None  # once, when decoding is over and training begins: ImageDataset.summary()
 
     def for_job(self) -> dict[str, Any]:
         """What a job's record takes from this report, by the record's names: the fields of

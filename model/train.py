@@ -454,6 +454,8 @@ def train(cfg: TrainConfig | None, run_dir: Path | str, progress: ProgressFn | N
     trainer = Trainer(cfg, run, dataset, plan)
     data_info = write_run_files(run, cfg, data_dir, dataset, write_config)
     journal = _Journal(trainer, notify, resume_latest(trainer, notify))
+    notify(TrainProgress("train", trainer.epoch, cfg.epochs, trainer.step, trainer.batch, trainer.steps_per_epoch,
+                         data=data_info))  # decoding is over: what it made of the files; training begins
     try:
         stopped = trainer.run(stop, after_batch=journal.after_batch, after_epoch=journal.after_epoch)
         journal.finish(stopped)

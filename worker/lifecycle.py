@@ -71,6 +71,9 @@ def report(rec: JobRecord, event: TrainProgress) -> JobRecord:
     fields = event.for_job()
     if event.warning:
         fields["warning"] = event.warning
+    if event.data is not None:  # decoding is over: the data report now, not when the job ends;
+        # and no speed or ETA of an earlier attempt until this one has measured its own
+        fields.update(dataset=DatasetInfo.model_validate(event.data), images_per_sec=None, eta_seconds=None)
     return _set(rec, **fields)
 
 

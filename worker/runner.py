@@ -12,6 +12,7 @@ Celery either (worker/tasks.py is a thin shell over it):
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -62,15 +63,37 @@ def failure_message(exc: BaseException) -> str:
 
 class _Reporter:
     """model.train's progress events -> job.json, at most every PROGRESS_EVERY seconds (epoch
-    ends, warnings and the finish always)."""
+    ends, warnings, the data report and the finish always).
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
-        self.store, self.job_id = store, job_id
-        self.last = 0.0
+    Speed and ETA are this attempt's training time only: counted from the event that ends the
+    decoding (never the time the job queued or decoded), averaged over every step since, so one
+    busy minute on a shared CPU does not swing the ETA. The epoch ends' snapshots, SWD and
+    checkpoints are in that time, as they will be in the time left."""
+
+    def __init__(self, store: JobStore, job_id: str, batch_size: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.job_id, self.batch_size, self.clock = store, job_id, batch_size, clock
+        self.last = float("-inf")
+        self.train_start: tuple[float, int] | None = None  # (clock, step) when training began
+
+    def timed(self, event: TrainProgress, now: float) -> TrainProgress:
+        if event.data is not None:
+            self.train_start = (now, event.step)
+        if event.phase != "train" or self.train_start is None:
+            return event
+        began, first_step = self.train_start
+        steps, seconds = event.step - first_step, now - began
+        if steps <= 0 or seconds <= 0:
+            return dataclasses.replace(event, images_per_sec=None, eta_seconds=None)
+        steps_left = max(event.epochs * event.batches_per_epoch - event.step, 0)
+        return dataclasses.replace(event, images_per_sec=round(steps * self.batch_size / seconds, 1),
+                                   eta_seconds=round(steps_left * seconds / steps, 1))
 
     def __call__(self, event: TrainProgress) -> None:
-        now = time.monotonic()
-        urgent = event.epoch_end or event.warning is not None or event.phase in ("done", "stopped")
+        now = self.clock()
+        event = self.timed(event, now)
+        urgent = (event.epoch_end or event.warning is not None or event.data is not None
+                  or event.phase in ("done", "stopped"))
         if urgent or now - self.last >= PROGRESS_EVERY:
             self.last = now
             self.store.update(self.job_id, lambda rec: lifecycle.report(rec, event))
@@ -134,7 +157,8 @@ def run_job(settings: ServiceSettings, job_id: str, shutting_down: Callable[[], 
             return Outcome("cancelled")
         stop = _StopCheck(store, job_id, shutting_down)
         try:
-            result = train(record.train_config(), store.run_dir(job_id), _Reporter(store, job_id), stop,
+            cfg = record.train_config()
+            result = train(cfg, store.run_dir(job_id), _Reporter(store, job_id, cfg.batch_size), stop,
                            data_dir=training_folder(settings, record.data), device=settings.device,
                            cache_dir=settings.cache_dir)
         except Exception as exc:  # a job failing must never take the worker down with it

@@ -274,6 +274,60 @@ function showReals(card, job) {
   img.src = `/jobs/${job.job_id}/reals.png`;
 }
 
+// What the job is doing, in words, then its numbers. Speed and ETA are the server's, from this
+// attempt's training time only: never the time it queued or decoded.
+function statsText(job) {
+  const parts = [`epoch ${job.epoch}/${job.epochs}`];
+  const running = job.state === "running";
+  if (job.state === "queued") parts.push("queued: waiting for a worker");
+  else if (running && job.phase === "data") {
+    parts.push("decoding images");
+    return parts.join(" · ");
+  } else if (running && !job.images_per_sec) parts.push("training, measuring speed");
+  if (job.loss_d !== null) parts.push(`loss D ${fmt(job.loss_d)}`, `loss G ${fmt(job.loss_g)}`);
+  if (job.d_x !== null) parts.push(`D(x) ${fmt(job.d_x, 2)}`, `D(G(z)) ${fmt(job.d_g_z, 2)}`);
+  if (job.images_per_sec) parts.push(`${Math.round(job.images_per_sec)} img/s training`);
+  if (running && job.eta_seconds) parts.push(`ETA ${duration(job.eta_seconds)}`);
+  return parts.join(" · ");
+}
+
+// What decoding made of the files, as soon as it is known: images used, each skipped file
+// with its reason (the server keeps the first 20), then how many more.
+function showDataReport(card, dataset) {
+  const box = $("[data-field=data-report]", card);
+  if (!box) return;
+  box.hidden = !dataset;
+  if (!dataset) return;
+  const key = JSON.stringify(dataset);
+  if (box.dataset.shown === key) return;  // unchanged: keep the list open if it was opened
+  box.dataset.shown = key;
+  box.replaceChildren();
+  const line = document.createElement("span");
+  line.textContent = `${dataset.images} images used of ${dataset.files_found} files`
+    + (dataset.skipped ? ` · ${dataset.skipped} skipped` : "");
+  box.appendChild(line);
+  const examples = dataset.skipped_examples || [];
+  if (!dataset.skipped) return;
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "which files, and why";
+  const list = document.createElement("ul");
+  for (const [name, reason] of examples) {
+    const li = document.createElement("li");
+    const code = document.createElement("code");
+    code.textContent = name;
+    li.append(code, `: ${reason}`);
+    list.appendChild(li);
+  }
+  if (dataset.skipped > examples.length) {
+    const li = document.createElement("li");
+    li.textContent = `… and ${dataset.skipped - examples.length} more`;
+    list.appendChild(li);
+  }
+  details.append(summary, list);
+  box.appendChild(details);
+}
+
 function updateCard(card, job) {
   const badge = $("[data-field=state]", card);
   badge.textContent = job.state;
@@ -289,14 +343,8 @@ function updateCard(card, job) {
   }
   if (!$("[data-field=bar]", card)) { location.reload(); return; }  // was damaged: render anew
   $("[data-field=bar]", card).style.width = `${job.epochs ? (100 * job.epoch / job.epochs).toFixed(1) : 0}%`;
-  const parts = [`epoch ${job.epoch}/${job.epochs}`];
-  if (job.phase === "data" && job.state === "running") parts.push("preparing images…");
-  if (job.loss_d !== null) parts.push(`loss D ${fmt(job.loss_d)}`, `loss G ${fmt(job.loss_g)}`);
-  if (job.d_x !== null) parts.push(`D(x) ${fmt(job.d_x, 2)}`, `D(G(z)) ${fmt(job.d_g_z, 2)}`);
-  if (job.images_per_sec) parts.push(`${Math.round(job.images_per_sec)} img/s`);
-  if (job.state === "running" && job.eta_seconds) parts.push(`ETA ${duration(job.eta_seconds)}`);
-  if (job.dataset && job.dataset.skipped) parts.push(`${job.dataset.skipped} files skipped`);
-  $("[data-field=stats]", card).textContent = parts.join(" · ");
+  $("[data-field=stats]", card).textContent = statsText(job);
+  showDataReport(card, job.dataset);
   for (const key of ["error", "warning"]) {
     const el = $(`[data-field=${key}]`, card);
     el.hidden = !job[key];

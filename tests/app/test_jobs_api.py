@@ -159,6 +159,24 @@ def test_only_the_operator_sees_which_worker_trains_a_job(client, settings):
     assert client.get(f"/jobs/{job_id}", headers=AUTH).json()["worker"] == "gpu-box:4242"
 
 
+def test_train_answers_with_the_epochs_and_steps_it_will_run(client, settings):
+    r = client.post("/train", json={**SYNTH, "synthetic_images": 100, "batch_size": 16, "epochs": 3}, headers=AUTH)
+    answer = r.json()
+    assert {k: answer[k] for k in ("epochs", "images", "batch_size", "steps_per_epoch", "steps", "exact")} == {
+        "epochs": 3, "images": 100, "batch_size": 16, "steps_per_epoch": 6, "steps": 18, "exact": True}
+    folder = write_blob_images(settings.data_root / "mine", 40)
+    (folder / "class0" / "notes.txt").write_text("not an image, not counted")
+    (folder / "class0" / "broken.png").write_bytes(b"counted: found, skipped only when decoded")
+    body = {k: v for k, v in SYNTH.items() if k not in ("dataset", "synthetic_images")}
+    answer = client.post("/train", json={**body, "data_dir": "mine", "preset": "fast", "epochs": 5},
+                         headers=AUTH).json()
+    per_epoch = 41 // answer["batch_size"]
+    assert (answer["epochs"], answer["images"], answer["steps_per_epoch"], answer["steps"], answer["exact"]) == (
+        5, 41, per_epoch, 5 * per_epoch, False)
+    capped = client.post("/train", json={**body, "data_dir": "mine", "max_images": 20}, headers=AUTH).json()
+    assert (capped["images"], capped["steps_per_epoch"]) == (20, 1)
+
+
 def test_a_job_shows_no_grid_of_an_epoch_its_record_has_not_counted_yet(client, settings):
     """The grid is written before the epoch's SWD and checkpoint, and its report comes after them:
     meanwhile the card showed "epoch 1/2" beside the epoch-2 grid."""

@@ -79,8 +79,55 @@ def test_jobs_table_aligns_columns_and_shows_a_damaged_job():
 
 def test_status_text_shows_what_matters():
     text = cli.status_text(JOB)
-    assert "state         running (train)" in text and "epoch         3/20 (step 120)" in text
+    assert "state         running: training" in text and "epoch         3/20 (step 120)" in text
     assert "812 img/s, ETA 5min" in text and "D(x)/D(G(z))  0.70 / 0.20" in text
+    assert "state         queued (waiting for a worker)" in cli.status_text({**JOB, "state": "queued"})
+    decoding = cli.status_text({**JOB, "phase": "data"})
+    assert "state         running: decoding images" in decoding
+
+
+SKIPPED = [[f"junk/{i:02d}.txt" if i % 2 else f"tiny/{i:02d}.png", "not an image" if i % 2 else "too small"]
+           for i in range(20)]
+DATASET = {"images": 300, "files_found": 325, "skipped": 25, "skipped_by_reason": {"not an image": 13,
+           "too small": 12}, "skipped_examples": SKIPPED}
+
+
+def test_the_data_report_names_the_first_20_skipped_files_and_counts_the_rest():
+    lines = cli.data_report(DATASET)
+    assert lines[0] == "data: 300 images used of 325 files, 25 skipped"
+    assert lines[1:3] == ["  skipped tiny/00.png: too small", "  skipped junk/01.txt: not an image"]
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 5 more skipped"
+    text = cli.status_text({**JOB, "dataset": DATASET})
+    assert "images        300 images used of 325 files, 25 skipped" in text and "skipped junk/19.txt" in text
+
+
+def test_wait_says_queued_then_decoding_then_the_servers_speed_and_reports_the_data_once(capsys):
+    states = iter([{**JOB, "state": "queued", "epoch": 0, "images_per_sec": None, "loss_d": None},
+                   {**JOB, "phase": "data", "epoch": 0, "images_per_sec": None},
+                   {**JOB, "epoch": 0, "dataset": DATASET, "images_per_sec": None, "eta_seconds": None,
+                    "loss_d": None},
+                   {**JOB, "dataset": DATASET}, {**JOB, "dataset": DATASET},
+                   {**JOB, "state": "succeeded", "epoch": 20, "dataset": DATASET}])
+    with Api("http://x", transport=httpx.MockTransport(lambda r: httpx.Response(200, json=next(states)))) as api:
+        assert cli.wait_for_job(api, JOB["job_id"], poll=0, sleep=lambda s: None) == 0
+    err = capsys.readouterr().err
+    for shown in ("queued (waiting for a worker)", "decoding images", "training: measuring speed",
+                  "training: D 0.50 G 2.25, 812 img/s, ETA 5min"):
+        assert shown in err
+    assert err.count("data: 300 images used of 325 files, 25 skipped") == 1
+    assert "skipped junk/19.txt: not an image" in err and "... and 5 more skipped" in err
+    assert "s/epoch" not in err and "epoch/s" not in err  # tqdm's rate would count the queue's time
+
+
+def test_train_says_the_epochs_and_steps_it_will_run(monkeypatch, capsys):
+    monkeypatch.setenv("DCGAN_TOKEN", "t")
+    answer = {"job_id": JOB["job_id"], "status_url": "/jobs/x", "epochs": 24, "images": 1024, "batch_size": 64,
+              "steps_per_epoch": 16, "steps": 384, "exact": True}
+    mock_api(monkeypatch, lambda r: httpx.Response(202, json=answer))
+    assert cli.main(["train", "--synthetic"]) == 0
+    out, err = capsys.readouterr()
+    assert out == JOB["job_id"] + "\n"
+    assert err.strip() == "will train 24 epochs of 16 steps (1024 images, batch 64): 384 steps"
     assert cli.status_text(DAMAGED).splitlines() == ["job    20260101-000000-dead00", "state  damaged",
                                                      "error  invalid job.json"]
 

@@ -116,7 +116,11 @@ def test_progress_reports_epochs_done_losses_speed_and_eta(image_folder, tmp_pat
     train(tiny_config(epochs=2), tmp_path / "run", progress=seen.append, data_dir=image_folder,
           cache_dir=tmp_path / "cache")  # a fresh cache: the images are decoded, and that is reported
     assert seen[0].phase == "data" and any(e.decoded == 96 and e.files == 96 for e in seen)
-    rows = [e for e in seen if e.phase == "train"]
+    # Decoding over, one report says what it made of the files, before any batch is trained.
+    begins = [i for i, e in enumerate(seen) if e.data is not None]
+    assert len(begins) == 1 and seen[begins[0]].phase == "train" and seen[begins[0]].step == 0
+    assert seen[begins[0]].data["images"] == 96 and all(e.phase == "data" for e in seen[:begins[0]])
+    rows = [e for e in seen if e.phase == "train" and e.data is None]
     assert all(e.loss_d is not None and e.images_per_sec > 0 and e.eta_seconds is not None for e in rows)
     # log_every=2, 6 batches an epoch: three interval reports then the epoch's end, twice
     assert [(e.epochs_done, e.batch, e.epoch_end) for e in rows] == [

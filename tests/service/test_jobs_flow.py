@@ -6,7 +6,8 @@ import io
 import pytest
 from PIL import Image
 
-from tests.service.stack import AUTH, client, submit, wait_for, wait_job
+from tests.helpers import write_blob_images
+from tests.service.stack import AUTH, TINY_JOB, client, submit, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,34 @@ def test_a_bad_data_folder_fails_the_job_with_a_message(stack):
     assert r.status_code == 202
     job = wait_job(c, r.json()["job_id"], {"failed"})
     assert "no usable image" in job["error"] and "not an image: 1" in job["error"]
+
+
+def test_the_data_report_is_in_the_status_while_the_job_still_trains(stack):
+    """Decoding over, the job's status names what was used and each skipped file with its reason
+    (the first 20, and the count) while it trains, not only once it has finished."""
+    folder = write_blob_images(stack.data / "mixed", 48)
+    for i in range(23):
+        (folder / "class0" / f"broken{i:02d}.png").write_bytes(b"not a png at all")
+    Image.new("RGB", (4, 4)).save(folder / "class0" / "tiny.png")  # under MIN_SIDE
+    c = client(stack.apps[0][1])
+    body = {k: v for k, v in TINY_JOB.items() if k not in ("dataset", "synthetic_images")}
+    r = c.post("/train", json={**body, "data_dir": "mixed", "epochs": 5000, "snapshot_epochs": [5000]},
+               headers=AUTH)
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert (answer["images"], answer["steps_per_epoch"], answer["steps"], answer["exact"]) == (72, 4, 20000, False)
+    job_id = answer["job_id"]
+    try:
+        job = wait_for(lambda: (j := c.get(f"/jobs/{job_id}").json())["dataset"] and j, 120, "the data report")
+        assert job["state"] == "running" and job["phase"] == "train" and job["epoch"] < 5000
+        dataset = job["dataset"]
+        assert (dataset["images"], dataset["files_found"], dataset["skipped"]) == (48, 72, 24)
+        named = dict(map(tuple, dataset["skipped_examples"]))
+        assert len(named) == 20 and all(name.startswith("class0/") for name in named)
+        assert dataset["skipped_by_reason"] == {"not an image": 23, "smaller than 8px": 1}
+        assert set(named.values()) <= set(dataset["skipped_by_reason"])
+        listed = next(j for j in c.get("/jobs").json()["jobs"] if j["job_id"] == job_id)
+        assert listed["dataset"] == dataset
+    finally:
+        c.post(f"/jobs/{job_id}/cancel", headers=AUTH)
+        wait_job(c, job_id, {"cancelled"}, timeout=120)

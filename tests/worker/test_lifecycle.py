@@ -64,6 +64,15 @@ def test_report_of_decoding_sets_only_the_decode_count():
     assert (rec.phase, rec.decoded, rec.files, rec.epoch) == ("data", 10, 40, 0)
 
 
+def test_the_report_that_ends_decoding_records_the_data_and_forgets_the_last_attempts_speed():
+    old = record(S.RUNNING, images_per_sec=500.0, eta_seconds=60.0, epoch=2, step=8)
+    data = {**DATASET.model_dump(), "images": 60, "files_found": 62, "skipped": 2,
+            "skipped_by_reason": {"too small": 2}, "skipped_examples": [["a.png", "too small"], ["b.png", "too small"]]}
+    rec = lifecycle.report(old, TrainProgress("train", 2, 4, step=8, batches_per_epoch=4, data=data))
+    assert (rec.state, rec.phase, rec.epoch, rec.images_per_sec, rec.eta_seconds) == (S.RUNNING, "train", 2, None, None)
+    assert rec.dataset.skipped_examples == [["a.png", "too small"], ["b.png", "too small"]]
+
+
 def test_report_keeps_a_warning():
     rec = lifecycle.report(record(S.RUNNING), TrainProgress("data", 0, 4, warning="ignored damaged x"))
     assert rec.warning == "ignored damaged x"

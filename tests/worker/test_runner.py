@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from model.progress import TrainProgress
 from tests.helpers import tiny_job_config, write_blob_images
 from worker import jobs, lifecycle
 from worker.records import FolderData, JobState, SyntheticData
-from worker.runner import Outcome, recover_orphans, run_job
+from worker.runner import Outcome, _Reporter, recover_orphans, run_job
 
 NEVER = lambda: False  # noqa: E731
 
@@ -32,6 +33,33 @@ def test_a_job_trains_to_succeeded_with_its_progress_and_dataset_recorded(settin
         JobState.SUCCEEDED, 2, 4, "epoch-0002.pt", 1)
     assert rec.dataset.images == 32 and rec.loss_d is not None and rec.eta_seconds == 0 and rec.worker is None
     assert not store.is_owned(job_id)
+
+
+def test_speed_and_eta_count_this_attempts_training_time_only(settings, store, queue, faces):
+    """Queued for an hour, decoding for ten minutes: neither is training time. From the event
+    that ends decoding on, the speed is the steps done over the time since, and the ETA the
+    steps left at that pace; the data report is recorded at once, while the job trains."""
+    job_id = submit(store, queue, faces, epochs=10)
+    store.update(job_id, lambda r: lifecycle.start(r, "test:1", 3))
+    clock = iter([3600.0, 4200.0, 4201.0, 4211.0, 4251.0])
+    report = _Reporter(store, job_id, batch_size=16, clock=lambda: next(clock))
+    report(TrainProgress("data", 0, 10, decoded=0, files=40))
+    report(TrainProgress("data", 0, 10, decoded=40, files=40))  # throttled: within a second of the last
+    data = {"images": 32, "files_found": 40, "skipped": 8, "skipped_by_reason": {"not an image": 8},
+            "skipped_examples": [[f"junk{i}.txt", "not an image"] for i in range(8)], "fingerprint": "x"}
+    report(TrainProgress("train", 0, 10, step=0, batches_per_epoch=2, data=data))
+    rec = store.read(job_id)
+    assert (rec.phase, rec.dataset.images, rec.dataset.skipped, rec.images_per_sec, rec.eta_seconds) == (
+        "train", 32, 8, None, None)
+    assert rec.dataset.skipped_examples[0] == ["junk0.txt", "not an image"]
+    # 5 steps of 16 images in the 10 s since decoding ended (the meter's own figure is replaced)
+    report(TrainProgress("train", 2, 10, step=5, batch=1, batches_per_epoch=2, images_per_sec=999.0,
+                         eta_seconds=1.0, epoch_end=True))
+    rec = store.read(job_id)
+    assert (rec.images_per_sec, rec.eta_seconds) == (8.0, 30.0)  # 15 steps left at 2 s each
+    report(TrainProgress("train", 5, 10, step=10, batch=0, batches_per_epoch=2, epoch_end=True))
+    rec = store.read(job_id)
+    assert (rec.images_per_sec, rec.eta_seconds) == (3.2, 50.0)  # 10 steps in 50 s: a busy spell counts
 
 
 def test_a_message_for_a_job_someone_else_trains_is_dropped(settings, store, queue, faces):
