@@ -8,7 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.service.stack import TOKEN, client, submit, wait_for, wait_job
+from tests.helpers import write_blob_images
+from tests.service.stack import AUTH, TINY_JOB, TOKEN, client, submit, wait_for, wait_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -310,3 +311,27 @@ def test_job_buttons_ask_for_the_token_once_and_act_on_the_job(page_url, browser
     wait_job(c, done_id, {"succeeded"})
     assert native == ["confirm"]  # Delete's
     assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+# Last: its job becomes the newest, which the default model would serve in the tests above.
+def test_a_card_names_the_skipped_files_and_its_speed_is_training_speed(stack, page_url, browser_page):
+    page, errors = browser_page
+    folder = write_blob_images(stack.data / "with-junk", 40)
+    for i in range(22):
+        (folder / "class0" / f"junk{i:02d}.png").write_bytes(b"not a png")
+    c = client(page_url)
+    body = {k: v for k, v in TINY_JOB.items() if k not in ("dataset", "synthetic_images")}
+    r = c.post("/train", json={**body, "data_dir": "with-junk", "epochs": 1, "snapshot_epochs": [1]},
+               headers=AUTH)
+    job_id = r.json()["job_id"]
+    wait_job(c, job_id, {"succeeded"})
+    page.goto(page_url + "/", wait_until="networkidle")
+    card = page.locator(f"section.job[data-job='{job_id}']")
+    report = card.locator("[data-field=data-report]")
+    report.wait_for(state="visible")
+    assert report.locator("span").inner_text() == "40 images used of 62 files · 22 skipped"
+    report.locator("summary").click()
+    items = report.locator("li").all_inner_texts()
+    assert len(items) == 21 and items[0] == "class0/junk00.png: not an image" and items[-1] == "… and 2 more"
+    assert "img/s training" in card.locator("[data-field=stats]").inner_text()
+    assert errors == []
