@@ -270,14 +270,14 @@ def wait_for_job(api: Api, job_id: str, poll: float, sleep: Callable[[float], No
             if job.get("epochs"):
                 bar.total = job["epochs"]
             bar.n = min(job.get("epoch", 0), bar.total)
-            if job.get("dataset") and not reported:
-                bar.write("\n".join(data_report(job["dataset"])), file=sys.stderr)
-                reported = True
             shown = (bar.n, activity(job))
             if shown != last or interactive:  # a log file gets a line per change, not per poll
                 bar.set_postfix_str(shown[1], refresh=False)
                 bar.refresh()
                 last = shown
+            if job.get("dataset") and not reported:  # above the bar, which is redrawn as it is now
+                bar.write("\n".join(data_report(job["dataset"])), file=sys.stderr)
+                reported = True
             if job["state"] in FINISHED:
                 break
             sleep(poll)
