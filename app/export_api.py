@@ -23,6 +23,7 @@ from app.errors import CannotExport, FormatUnavailable, Missing, problems
 from app.images_api import EpochQ, JobQ, Truncation
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded, ModelRegistry, checkpoint_tag
+from app.render import GridQuery, grid_text
 from app.schemas import Problem, WrittenAsInteger
 from app.settings import Settings
 from app.zipstream import ZipWriter
@@ -112,7 +113,8 @@ async def zip_body(model: Loaded, seeds: Sequence[int], truncation: float | None
     writer = ZipWriter()
 
     def chunk_bytes(part: Sequence[int]) -> bytes:
-        pngs = render_faces(model.g, part, truncation)
+        pngs = render_faces(model.g, part, truncation,
+                            lambda s: grid_text(model, GridQuery(s, 1, 1, None, truncation, "png")))
         return b"".join(writer.add(face_name(s), png) for s, png in zip(part, pngs, strict=True))
 
     for part in chunked(seeds):

@@ -37,6 +37,7 @@ from model.checkpoint import (
 )
 from model.fsutil import atomic_write_bytes
 from model.networks import Discriminator, Generator
+from model.provenance import generator_checksum
 from model.rundir import RunDir, epochs_text
 from model.runtime import release_free_memory
 from model.sampling import networks_from_checkpoint
@@ -72,6 +73,7 @@ class Loaded:
     g: Generator | OnnxGenerator
     d: Discriminator | None
     backend: str = "torch"  # what runs g: part of every ETag (backends agree to ~1e-5, not bit for bit)
+    checksum: str | None = None  # the served weights' content checksum (model/provenance.py)
 
     @property
     def tag(self) -> str:
@@ -301,6 +303,7 @@ class ModelRegistry:
             state = load_checkpoint(ref.path, entries=SERVING_ENTRIES)
             g, d = networks_from_checkpoint(state, self.device, with_discriminator=True)
             g = serving_generator(g, self.backend)
+            checksum = generator_checksum(state)
         except CheckpointError as exc:
             self._remember_bad(identity, str(exc))
             raise
@@ -308,7 +311,7 @@ class ModelRegistry:
             msg = f"{ref.name}: unusable checkpoint ({type(exc).__name__})"
             self._remember_bad(identity, msg)
             raise CheckpointError(msg) from None
-        return Loaded(job_id, ref, identity, g, d, self.backend)
+        return Loaded(job_id, ref, identity, g, d, self.backend, checksum)
 
     def _remember_bad(self, identity: str, why: str) -> None:
         with self._lock:

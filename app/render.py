@@ -33,6 +33,7 @@ import torch
 
 from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
+from model.provenance import faces_text, provenance
 from model.sampling import best_of, interpolation_noise, run_generator, sample_noise
 
 
@@ -109,9 +110,22 @@ class Staged:
         return body
 
 
+def model_text(model: Loaded, kind: str, **options) -> dict[str, str]:
+    """The provenance text chunks of an image `model` drew (model/provenance.py)."""
+    return provenance(model.job_id, model.ref.epoch, model.ref.name, model.checksum, kind, **options)
+
+
+def grid_text(model: Loaded, q: GridQuery) -> dict[str, str]:
+    """A grid's provenance. nrow is the one the grid has (at most n), so a one-face grid says
+    the same whatever nrow asked for: /faces.zip members equal /generate?seed=S&n=1."""
+    return model_text(model, "grid", seed=q.seed, faces=faces_text(range(q.n)), n=q.n,
+                      nrow=min(q.nrow, q.n), truncation=q.truncation, best_of=q.best_of)
+
+
 def render_grid(model: Loaded, q: GridQuery) -> Staged | Callable[[], bytes]:
     def finish(images: torch.Tensor) -> bytes:
-        return encode_image(grid_rgb(images, nrow=q.nrow), q.format)
+        text = grid_text(model, q) if q.format == "png" else None
+        return encode_image(grid_rgb(images, nrow=q.nrow), q.format, text)
     if q.best_of:  # D's ranking needs its own passes: not batched
         return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation))
     return Staged(model, lambda: sample_noise(q.seed, range(q.n), model.g.nz, q.truncation), finish)
@@ -121,7 +135,9 @@ def render_strip(model: Loaded, q: StripQuery) -> Staged:
     def finish(images: torch.Tensor) -> bytes:
         if q.format == "gif":
             return encode_gif(frames_rgb(images))
-        return encode_image(grid_rgb(images, nrow=q.steps), q.format)
+        text = model_text(model, "interpolation", seed_a=q.seed_a, seed_b=q.seed_b, faces=0, steps=q.steps,
+                          truncation=q.truncation) if q.format == "png" else None
+        return encode_image(grid_rgb(images, nrow=q.steps), q.format, text)
     return Staged(model, lambda: interpolation_noise(q.seed_a, q.seed_b, q.steps, model.g.nz, q.truncation),
                   finish)
 

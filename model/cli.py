@@ -191,6 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from model.checkpoint import SERVING_ENTRIES, load_epoch
     from model.imageio import encode_image, grid_rgb
+    from model.provenance import faces_text, generator_checksum, provenance
     from model.rundir import RunDir
     from model.runtime import resolve_device
     from model.sampling import best_of, generate, networks_from_checkpoint
@@ -218,8 +219,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         images = best_of(g, d, args.seed, args.n, args.best_of, args.truncation)
     else:
         images = generate(g, args.seed, args.n, args.truncation)
+    text = provenance(Path(args.run).resolve().name, ref.epoch, ref.name, generator_checksum(state), "grid",
+                      seed=args.seed, faces=faces_text(range(args.n)), n=args.n, nrow=min(args.nrow, args.n),
+                      truncation=args.truncation, best_of=args.best_of)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(encode_image(grid_rgb(images, nrow=args.nrow), fmt))
+    args.out.write_bytes(encode_image(grid_rgb(images, nrow=args.nrow), fmt, text))
     print(f"{args.out}: {args.n} faces, seed {args.seed}, from {ref.path}")
     return 0
 
@@ -230,6 +234,7 @@ def _cmd_generate_faces(args: argparse.Namespace) -> int:
 
     from model.checkpoint import SERVING_ENTRIES, load_epoch
     from model.faces import face_name, iter_faces
+    from model.provenance import generator_checksum, provenance
     from model.rundir import RunDir
     from model.runtime import resolve_device
     from model.sampling import networks_from_checkpoint
@@ -249,9 +254,14 @@ def _cmd_generate_faces(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.run} is not a run directory (no config.json)")
     ref, state = load_epoch(RunDir(args.run).checkpoints, args.epoch, entries=SERVING_ENTRIES)
     g, _ = networks_from_checkpoint(state, resolve_device(args.device))
+    job, checksum = Path(args.run).resolve().name, generator_checksum(state)
+
+    def text(seed: int) -> dict[str, str]:  # what /generate?seed=S&n=1 writes
+        return provenance(job, ref.epoch, ref.name, checksum, "grid", seed=seed, faces="0", n=1, nrow=1,
+                          truncation=args.truncation, best_of=None)
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(seeds), desc="faces", unit="face") as bar:
-        for seed, png in iter_faces(g, seeds, args.truncation):
+        for seed, png in iter_faces(g, seeds, args.truncation, text):
             (args.outdir / face_name(seed)).write_bytes(png)
             bar.update()
     print(f"{args.outdir}: {len(seeds)} faces, from {ref.path}")

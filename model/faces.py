@@ -6,7 +6,7 @@ handed out chunk by chunk, so memory holds one chunk's images whatever the numbe
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -27,10 +27,15 @@ def face_noise(seeds: Sequence[int], nz: int, truncation: float | None = None) -
     return torch.cat([sample_noise(s, [0], nz, truncation) for s in seeds])
 
 
-def render_faces(g: nn.Module, seeds: Sequence[int], truncation: float | None = None) -> list[bytes]:
-    """The PNG of each seed's face, in order (one generator pass per CHUNK seeds)."""
+TextFn = Callable[[int], Mapping[str, str]]  # seed -> the PNG's provenance text chunks
+
+
+def render_faces(g: nn.Module, seeds: Sequence[int], truncation: float | None = None,
+                 text: TextFn | None = None) -> list[bytes]:
+    """The PNG of each seed's face, in order (one generator pass per CHUNK seeds), each with
+    `text(seed)` as its text chunks."""
     images = run_generator(g, face_noise(seeds, g.nz, truncation))
-    return [encode_png(grid_rgb(images[k:k + 1])) for k in range(images.shape[0])]
+    return [encode_png(grid_rgb(images[k:k + 1]), text=text(s) if text else None) for k, s in enumerate(seeds)]
 
 
 def chunked(seeds: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
@@ -38,8 +43,8 @@ def chunked(seeds: Sequence[int], size: int = CHUNK) -> Iterator[Sequence[int]]:
         yield seeds[start:start + size]
 
 
-def iter_faces(g: nn.Module, seeds: Iterable[int], truncation: float | None = None
-               ) -> Iterator[tuple[int, bytes]]:
+def iter_faces(g: nn.Module, seeds: Iterable[int], truncation: float | None = None,
+               text: TextFn | None = None) -> Iterator[tuple[int, bytes]]:
     """(seed, PNG) for each seed, rendering the next chunk only when this one has been taken."""
     for part in chunked(list(seeds)):
-        yield from zip(part, render_faces(g, part, truncation), strict=True)
+        yield from zip(part, render_faces(g, part, truncation, text), strict=True)

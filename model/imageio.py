@@ -10,11 +10,12 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torchvision.utils import make_grid
 
 try:  # optional fast deflate
@@ -50,7 +51,15 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-def _png_isal(rgb: np.ndarray) -> bytes:
+def _text_chunk(key: str, value: str) -> bytes:
+    """A tEXt chunk, or an uncompressed iTXt one for text outside Latin-1 (as Pillow writes them)."""
+    try:
+        return _chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+
+
+def _png_isal(rgb: np.ndarray, text: Mapping[str, str] | None = None) -> bytes:
     h, w, c = rgb.shape
     rows = rgb.reshape(h, w * c)
     filtered = np.empty((h, w * c + 1), dtype=np.uint8)
@@ -60,7 +69,9 @@ def _png_isal(rgb: np.ndarray) -> bytes:
     colour_type = {3: 2, 4: 6, 1: 0}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
     idat = _isal_zlib.compress(filtered.tobytes(), 1)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    texts = b"".join(_text_chunk(k, v) for k, v in (text or {}).items())
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + texts + _chunk(b"IDAT", idat)
+            + _chunk(b"IEND", b""))
 
 
 def encode_pil(rgb: np.ndarray, fmt: str = "png", **options) -> bytes:
@@ -69,18 +80,25 @@ def encode_pil(rgb: np.ndarray, fmt: str = "png", **options) -> bytes:
     return buf.getvalue()
 
 
-def encode_png(rgb: np.ndarray, fast: bool = True) -> bytes:
-    """H x W x 3 uint8 -> PNG bytes (the fast encoder when installed and `fast`, else Pillow)."""
+def encode_png(rgb: np.ndarray, fast: bool = True, text: Mapping[str, str] | None = None) -> bytes:
+    """H x W x 3 uint8 -> PNG bytes (the fast encoder when installed and `fast`, else Pillow),
+    with `text` as text chunks before the image data, in its order (model/provenance.py)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if fast and _isal_zlib is not None:
-        return _png_isal(rgb)
-    return encode_pil(rgb, "png")
+        return _png_isal(rgb, text)
+    if not text:
+        return encode_pil(rgb, "png")
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    return encode_pil(rgb, "png", pnginfo=info)
 
 
-def encode_image(rgb: np.ndarray, fmt: str = "png") -> bytes:
-    """PNG, JPEG (quality 92) or WebP (quality 90) bytes of one image."""
+def encode_image(rgb: np.ndarray, fmt: str = "png", text: Mapping[str, str] | None = None) -> bytes:
+    """PNG, JPEG (quality 92) or WebP (quality 90) bytes of one image; `text` (provenance) goes
+    into a PNG's text chunks (JPEG and WebP files carry none)."""
     if fmt == "png":
-        return encode_png(rgb)
+        return encode_png(rgb, text=text)
     if fmt == "jpeg":
         return encode_pil(rgb, "jpeg", quality=92)
     if fmt == "webp":

@@ -24,6 +24,7 @@ from model.checkpoint import SERVING_ENTRIES, CheckpointRef, load_epoch
 from model.config import ConfigError
 from model.fsutil import TEMP_MARK, atomic_write_bytes, fsync_dir, remove_stale_temp_files
 from model.imageio import encode_image, grid_rgb
+from model.provenance import generator_checksum, provenance
 
 FORMAT = "dcgan-faces-site/1"
 FORMATS = ("png", "webp")
@@ -112,12 +113,15 @@ def publish(run_dir: Path, seeds: Sequence[int], out: Path, fmt: str = "png", ep
     # interrupted publish of another checkpoint into it is refused, not mixed.
     atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
     g, _ = networks_from_checkpoint(state, resolve_device(device))
+    checksum = generator_checksum(state)
     done = len(seeds) - len(todo)
     with torch.inference_mode():
         for part in chunked(todo):
             images = run_generator(g, face_noise(part, g.nz))
             for k, seed in enumerate(part):
-                _write(out / site_face_name(seed, fmt), encode_image(grid_rgb(images[k:k + 1]), fmt))
+                text = provenance(manifest["job_id"], ref.epoch, ref.name, checksum, "grid", seed=seed, faces="0",
+                                  n=1, nrow=1, truncation=None, best_of=None) if fmt == "png" else None
+                _write(out / site_face_name(seed, fmt), encode_image(grid_rgb(images[k:k + 1]), fmt, text))
             done += len(part)
             if progress:
                 progress(done, len(seeds))

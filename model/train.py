@@ -29,6 +29,7 @@ from model.imageio import encode_png, grid_rgb
 from model.networks import is_spectral_norm, networks_for
 from model.plan import StepPlan, plan_for
 from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
+from model.provenance import provenance
 from model.quality import QualityProbe, real_sample
 from model.rundir import RunDir
 from model.runtime import resolve_device, set_determinism, tune_host_allocator
@@ -275,7 +276,10 @@ class Trainer:
             self.g.train(was_training)
 
     def snapshot(self, epoch: int, fixed_noise: torch.Tensor) -> None:
-        png = encode_png(grid_rgb(self.generate(fixed_noise), nrow=self.cfg.grid_nrow))
+        text = provenance(self.rundir.root.name, epoch, ckpt.checkpoint_name(epoch), None, "snapshot",
+                          seed=self.cfg.seed, faces=f"the run's fixed noise ({len(fixed_noise)} rows)",
+                          nrow=self.cfg.grid_nrow, truncation=None)
+        png = encode_png(grid_rgb(self.generate(fixed_noise), nrow=self.cfg.grid_nrow), text=text)
         atomic_write_bytes(self.rundir.snapshot_path(epoch), png)
 
     def quality(self) -> dict[str, Any]:

@@ -235,8 +235,8 @@ def test_a_zip_streams_on_past_the_request_body_deadline(served_runs, tmp_path, 
 
 
 def test_the_zip_body_renders_a_chunk_only_after_the_last_one_was_sent(tmp_path):
-    _, state = load_epoch(RunDir(fake_run(tmp_path / "run")).checkpoints, None, entries=SERVING_ENTRIES)
-    model = SimpleNamespace(g=networks_from_checkpoint(state)[0])
+    ref, state = load_epoch(RunDir(fake_run(tmp_path / "run")).checkpoints, None, entries=SERVING_ENTRIES)
+    model = SimpleNamespace(g=networks_from_checkpoint(state)[0], job_id="run", ref=ref, checksum=None)
     events: list[str] = []
 
     async def run(work):

@@ -38,6 +38,11 @@ def test_generate_writes_a_grid(trained_run, tmp_path):
     again = tmp_path / "again.png"
     cli("generate", "--run", trained_run, "--seed", "42", "--n", "64", "--out", again)
     assert out.read_bytes() == again.read_bytes()
+    text = Image.open(out).text  # provenance (model/provenance.py)
+    assert text["Software"].startswith("dcgan-faces ") and text["checkpoint_checksum"].startswith("crc32:")
+    assert (text["job"], text["seed"], text["faces"], text["n"], text["truncation"]) == (
+        trained_run.name, "42", "0-63", "64", "none")
+    assert text["checkpoint"] == f"epoch-{int(text['epoch']):04d}.pt"  # the newest (2, or 3 once extended)
 
 
 def test_generate_best_of_truncation_and_epoch(trained_run, tmp_path):

@@ -11,6 +11,7 @@ import model.faces as faces
 from model.checkpoint import SERVING_ENTRIES, load_epoch
 from model.cli import main
 from model.imageio import encode_png, grid_rgb
+from model.provenance import generator_checksum, provenance
 from model.rundir import RunDir
 from model.sampling import generate, networks_from_checkpoint
 from tests.model.test_export import fake_run
@@ -27,9 +28,16 @@ def g(run_dir):
     return networks_from_checkpoint(state)[0]
 
 
-def one_face_grid(g, seed: int, truncation: float | None = None) -> bytes:
-    """What /generate?seed=S&n=1 encodes."""
-    return encode_png(grid_rgb(generate(g, seed, 1, truncation)))
+def one_face_grid(g, seed: int, truncation: float | None = None, text: dict | None = None) -> bytes:
+    """What /generate?seed=S&n=1 encodes (given its provenance `text`)."""
+    return encode_png(grid_rgb(generate(g, seed, 1, truncation)), text=text)
+
+
+def cli_text(run_dir, seed: int, truncation: float | None = None) -> dict[str, str]:
+    """The provenance the CLI writes into a face of the run's newest checkpoint: /generate's."""
+    ref, state = load_epoch(RunDir(run_dir).checkpoints, None, entries=SERVING_ENTRIES)
+    return provenance(run_dir.name, ref.epoch, ref.name, generator_checksum(state), "grid", seed=seed,
+                      faces="0", n=1, nrow=1, truncation=truncation, best_of=None)
 
 
 def test_a_seeds_face_is_the_one_face_grid_of_that_seed_whatever_its_batch_mates(g):
@@ -63,7 +71,7 @@ def test_the_cli_writes_one_png_per_seed_with_a_progress_bar(run_dir, g, tmp_pat
                         "--outdir", str(out)], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"seed{s:04d}.png" for s in [*range(10), 42]]
-    assert (out / "seed0042.png").read_bytes() == one_face_grid(g, 42)
+    assert (out / "seed0042.png").read_bytes() == one_face_grid(g, 42, text=cli_text(run_dir, 42))
     assert "11/11" in r.stderr and "faces" in r.stderr  # tqdm's bar
     assert r.stdout.startswith(f"{out}: 11 faces")
 
@@ -71,7 +79,7 @@ def test_the_cli_writes_one_png_per_seed_with_a_progress_bar(run_dir, g, tmp_pat
 def test_the_cli_bulk_mode_honours_truncation_and_epoch(run_dir, g, tmp_path):
     assert main(["generate", "--run", str(run_dir), "--epoch", "3", "--seeds", "5", "--truncation", "0.6",
                  "--outdir", str(tmp_path)]) == 0
-    assert (tmp_path / "seed0005.png").read_bytes() == one_face_grid(g, 5, 0.6)
+    assert (tmp_path / "seed0005.png").read_bytes() == one_face_grid(g, 5, 0.6, cli_text(run_dir, 5, 0.6))
 
 
 @pytest.mark.parametrize("args,words", [

@@ -10,6 +10,7 @@ from model.checkpoint import SERVING_ENTRIES, load_epoch
 from model.cli import main
 from model.config import ConfigError
 from model.faces import render_faces
+from model.provenance import generator_checksum, provenance
 from model.publish import publish, ranges
 from model.rundir import RunDir
 from model.sampling import networks_from_checkpoint
@@ -30,9 +31,11 @@ def test_each_seed_gets_the_face_generate_shows_and_the_site_says_what_it_holds(
     names = sorted(p.name for p in (tmp_path / "site").iterdir())
     assert names == ["index.html", "manifest.json", "seed000000.png", "seed000001.png", "seed000002.png",
                      "seed000003.png", "seed000010.png"]
-    _, state = load_epoch(RunDir(run).checkpoints, None, entries=SERVING_ENTRIES)
+    ref, state = load_epoch(RunDir(run).checkpoints, None, entries=SERVING_ENTRIES)
     g, _ = networks_from_checkpoint(state)
-    assert (tmp_path / "site" / "seed000003.png").read_bytes() == render_faces(g, [3])[0]  # /generate?seed=3&n=1
+    text = provenance(run.name, 1, "epoch-0001.pt", generator_checksum(state), "grid", seed=3, faces="0", n=1,
+                      nrow=1, truncation=None, best_of=None)  # what /generate?seed=3&n=1 writes
+    assert (tmp_path / "site" / "seed000003.png").read_bytes() == render_faces(g, [3], None, lambda s: text)[0]
     manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
     assert manifest["seeds"] == [[0, 3], [10, 10]] and manifest["count"] == 5 and manifest["format"] == "png"
     assert manifest["checkpoint"] == "epoch-0001.pt" and len(manifest["sha256"]) == 64

@@ -42,6 +42,8 @@ def test_snapshot_grid_is_8x8_of_96px_with_2px_gutters(image_folder, tmp_path):
     train(tiny_config(epochs=1), tmp_path / "run", data_dir=image_folder)
     with Image.open(tmp_path / "run" / "snapshots" / "epoch-0001.png") as im:
         assert im.size == (786, 786) and im.mode == "RGB"
+        assert (im.text["kind"], im.text["job"], im.text["epoch"], im.text["checkpoint"], im.text["nrow"]) == (
+            "snapshot", "run", "1", "epoch-0001.pt", "8")
 
 
 @pytest.mark.parametrize("d_every,g_every", [(1, 5), (2, 3), (1, 1)])
