@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from app.default_model import read_small_json
 from app.deps import Authorized, RegistryDep, SettingsDep, StoreDep
 from app.errors import problems
-from app.jobs_api import JobId, metric_series
+from app.jobs_api import JobId, metric_series, read_view
 from app.registry import BadModelRequest, NoModel, checkpoint_tag
-from app.schemas import CheckpointInfo, CheckpointList, DefaultModel, ModelInfo
+from app.schemas import CardCheckpoint, CardData, CheckpointInfo, CheckpointList, DefaultModel, ModelCard, ModelInfo
 from model.checkpoint import list_checkpoints, pinned_epochs
+from model.provenance import software
 from model.rundir import RunDir
 
 router = APIRouter(tags=["models"])
@@ -69,3 +71,26 @@ def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
                                   modified_at=st.st_mtime, swd=swd.get(ref.epoch) if ref.ends_epoch else None,
                                   pinned=is_pinned, served=served == checkpoint_tag(job_id, ref.name)))
     return CheckpointList(job_id=job_id, checkpoints=out)
+
+
+@router.get("/jobs/{job_id}/card", response_model=ModelCard, responses=problems(404, 422),
+            summary="A job's model card: its data, config and quality per kept checkpoint",
+            description="The data's fingerprint and counts (as the loader saw them), the training config, "
+                        "and the SWD of each kept end-of-epoch checkpoint with the best of them.")
+def get_model_card(job_id: JobId, store: StoreDep, settings: SettingsDep) -> ModelCard:
+    job = read_view(store, job_id, settings)  # JobNotFound: 404
+    run = RunDir(store.run_dir(job_id))
+    data = read_small_json(run.data_path)
+    data = {k: data.get(k) for k in CardData.model_fields} if isinstance(data, dict) else {}
+    try:
+        card_data = CardData.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValueError:  # a data.json not of our making: say nothing rather than fail
+        card_data = CardData()
+    series = metric_series(job_id, run, settings)
+    swd = dict(zip(series.swd_epochs, series.swd, strict=True))
+    kept = [CardCheckpoint(epoch=r.epoch, name=r.name, swd=swd.get(r.epoch))
+            for r in list_checkpoints(run.checkpoints) if r.ends_epoch]
+    scored = [c for c in kept if c.swd is not None]
+    return ModelCard(job_id=job_id, software=software(), state=str(job.state.value),
+                     data=card_data, config=job.config or {}, checkpoints=kept,
+                     best=min(scored, key=lambda c: c.swd) if scored else None)

@@ -256,6 +256,33 @@ class CheckpointList(BaseModel):
     checkpoints: list[CheckpointInfo]
 
 
+class CardData(BaseModel):
+    """The training data as the loader saw it (data.json), without file names."""
+    fingerprint: Optional[str] = None  # of the decoded dataset: same fingerprint, same images
+    images: Optional[int] = None
+    files_found: Optional[int] = None
+    skipped: Optional[int] = None
+    skipped_by_reason: dict[str, int] = {}
+
+
+class CardCheckpoint(BaseModel):
+    epoch: int
+    name: str
+    swd: Optional[float] = None
+
+
+class ModelCard(BaseModel):
+    """What a job's model is: its data, config, and quality per kept checkpoint."""
+    job_id: str
+    software: str  # the project and version serving the card
+    state: str
+    data: CardData
+    config: dict[str, Any]
+    checkpoints: list[CardCheckpoint]  # end-of-epoch checkpoints kept, oldest first
+    best: Optional[CardCheckpoint] = None  # the kept checkpoint with the lowest SWD
+    swd_metric: str = "sliced Wasserstein distance (lower is better), see docs/training.md"
+
+
 class ResumeRequest(BaseModel):
     """Optional body of POST /jobs/{id}/resume."""
     epochs: Optional[json_int(ge=1, le=100_000)] = Field(

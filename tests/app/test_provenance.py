@@ -66,3 +66,18 @@ def test_both_png_encoders_write_the_text_readably_and_deterministically(fast, m
     with Image.open(io.BytesIO(a)) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")), rgb)
     assert imageio.encode_png(rgb) != a and text_of(imageio.encode_png(rgb)) == {}
+
+
+def test_a_jobs_model_card_names_its_data_config_and_best_checkpoint(served, served_runs):
+    c, job_id = served
+    card = c.get(f"/jobs/{job_id}/card").json()
+    data = (served_runs[0] / job_id / "data.json").read_text()
+    assert card["job_id"] == job_id and card["state"] == "succeeded"
+    assert card["software"] == software() and card["data"]["fingerprint"] in data
+    assert card["data"]["images"] > 0 and "skipped_examples" not in card["data"]
+    assert card["config"]["epochs"] == 2
+    assert [ck["name"] for ck in card["checkpoints"]] == ["epoch-0001.pt", "epoch-0002.pt"]
+    scored = [ck for ck in card["checkpoints"] if ck["swd"] is not None]  # the tiny job measures none
+    assert card["best"] == (min(scored, key=lambda ck: ck["swd"]) if scored else None)
+    assert c.get("/jobs/20990101-000000-abcdef/card").status_code == 404
+    assert c.get("/jobs/..%2Fetc/card").status_code in (404, 422)
