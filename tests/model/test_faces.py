@@ -52,7 +52,8 @@ def test_a_seeds_face_is_the_one_face_grid_of_that_seed_whatever_its_batch_mates
 def test_faces_are_rendered_one_chunk_at_a_time_as_they_are_taken(g, monkeypatch):
     calls = []
     real = faces.render_faces
-    monkeypatch.setattr(faces, "render_faces", lambda g, seeds, t=None: calls.append(len(seeds)) or real(g, seeds, t))
+    monkeypatch.setattr(faces, "render_faces",
+                        lambda g, seeds, t=None, text=None: calls.append(len(seeds)) or real(g, seeds, t, text))
     it = faces.iter_faces(g, range(150))
     first = next(it)
     assert first[0] == 0 and calls == [64]
