@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,7 +106,8 @@ def _loaded(identity: str, seed: int = 0):
     torch.manual_seed(seed)
     g, d = networks_for(TrainConfig(ngf=16, ndf=16))
     g.to(memory_format=torch.channels_last).eval().requires_grad_(False)
-    return Loaded("job", CheckpointRef.__new__(CheckpointRef), identity, g, d.eval().requires_grad_(False))
+    ref = CheckpointRef(1, 0, Path("epoch-0001.pt"))  # named in the PNGs' provenance
+    return Loaded("job", ref, identity, g, d.eval().requires_grad_(False))
 
 
 GRIDS = [GridQuery(seed, n, 8, None, None, "png") for seed, n in [(1, 1), (2, 5), (1, 3), (7, 17), (3, 1), (9, 2)]]
