@@ -13,7 +13,17 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from app.deps import RegistryDep, RendererDep
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
-from app.render import GridQuery, Staged, StripQuery, Timing, etag, render_grid, render_strip
+from app.render import (
+    GridQuery,
+    Staged,
+    StripQuery,
+    Timing,
+    VariationsQuery,
+    etag,
+    render_grid,
+    render_strip,
+    render_variations,
+)
 from app.schemas import WrittenAsInteger
 from app.settings import Settings
 from model.imageio import FORMATS
@@ -88,6 +98,29 @@ def router(settings: Settings) -> APIRouter:
         candidates = max(best_of, n) if best_of is not None else None
         query = GridQuery(seed, n, nrow, candidates, truncation, format)
         return await _answer(request, renderer, model, query, render_grid(model, query), MEDIA[format],
+                             pinned=job is not None and epoch is not None, if_none_match=if_none_match)
+
+    @routes.get("/variations", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
+                summary="Faces near one face: face 0 of a seed, then n-1 variations of it",
+                description="Tile 0 is face 0 of the seed (the face /generate?seed=S&n=1 shows); tile k "
+                            "adds `spread` times the k-th seeded offset to its noise (rescaled to stay a "
+                            "standard normal draw). Deterministic like /generate: same query and "
+                            "checkpoint, same bytes; tile k does not depend on n.")
+    async def variations_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
+                              seed: Seed = 42, n: GridN = 16,
+                              nrow: Annotated[int, Query(ge=1, le=64, description="images per row"),
+                                              WrittenAsInteger] = 8,
+                              spread: Annotated[float, Query(gt=0, le=2, description=(
+                                  "how far from the face: 0.1 near twins, 0.5 cousins, 1 and more strangers"
+                              ))] = 0.3,
+                              truncation: Truncation = None,
+                              format: Literal["png", "jpeg", "webp"] = "png",
+                              job: JobQ = None, epoch: EpochQ = None,
+                              if_none_match: Annotated[str | None, Header(max_length=1024)] = None
+                              ) -> Response:
+        model = await _model(registry, job, epoch)
+        query = VariationsQuery(seed, n, nrow, spread, truncation, format)
+        return await _answer(request, renderer, model, query, render_variations(model, query), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     @routes.get("/interpolate", response_class=Response,

@@ -34,7 +34,7 @@ import torch
 from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
 from model.provenance import faces_text, provenance
-from model.sampling import best_of, interpolation_noise, run_generator, sample_noise
+from model.sampling import best_of, interpolation_noise, run_generator, sample_noise, variation_noise
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,17 @@ class StripQuery:
     format: str
 
 
-def etag(model: Loaded, query: GridQuery | StripQuery) -> str:
+@dataclass(frozen=True)
+class VariationsQuery:
+    seed: int
+    n: int
+    nrow: int
+    spread: float
+    truncation: float | None
+    format: str
+
+
+def etag(model: Loaded, query: GridQuery | StripQuery | VariationsQuery) -> str:
     text = f"{model.identity}|{model.backend}|{type(query).__name__}|{sorted(asdict(query).items())}"
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
@@ -129,6 +139,16 @@ def render_grid(model: Loaded, q: GridQuery) -> Staged | Callable[[], bytes]:
     if q.best_of:  # D's ranking needs its own passes: not batched
         return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation))
     return Staged(model, lambda: sample_noise(q.seed, range(q.n), model.g.nz, q.truncation), finish)
+
+
+def render_variations(model: Loaded, q: VariationsQuery) -> Staged:
+    """Face 0 of the seed, then n-1 faces near it (model/sampling.variation_noise): staged, so
+    it batches with /generate's renders."""
+    def finish(images: torch.Tensor) -> bytes:
+        text = model_text(model, "variations", seed=q.seed, faces="0", n=q.n, nrow=min(q.nrow, q.n),
+                          spread=q.spread, truncation=q.truncation) if q.format == "png" else None
+        return encode_image(grid_rgb(images, nrow=q.nrow), q.format, text)
+    return Staged(model, lambda: variation_noise(q.seed, q.n, model.g.nz, q.spread, q.truncation), finish)
 
 
 def render_strip(model: Loaded, q: StripQuery) -> Staged:

@@ -6,6 +6,7 @@ runs in eval mode (BatchNorm running statistics), so batch-mates do not change a
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,25 @@ def interpolation_noise(seed_a: int, seed_b: int, steps: int, nz: int,
     b = sample_noise(seed_b, [0], nz, truncation)[0]
     ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
     return torch.stack([slerp(a, b, t) for t in ts])
+
+
+_VARIATION_STREAM = 1 << 60  # offsets' generator seeds: disjoint from sample_noise's (< 2^56)
+
+
+def variation_noise(seed: int, n: int, nz: int, spread: float, truncation: float | None = None) -> torch.Tensor:
+    """(n, nz, 1, 1) noise of `n` faces near image 0 of `seed`: row 0 is that face's own noise,
+    row k its noise plus `spread` times the k-th seeded normal offset, scaled by 1/sqrt(1 +
+    spread^2) so every row stays a standard normal draw (what G was trained on). Row k depends
+    only on (seed, k, spread, truncation), like sample_noise's rows."""
+    base = sample_noise(seed, [0], nz, truncation)[0]
+    out = torch.empty(n, nz, 1, 1)
+    out[0] = base
+    gen = torch.Generator()
+    scale = 1.0 / math.sqrt(1.0 + spread * spread)
+    for k in range(1, n):
+        gen.manual_seed(_VARIATION_STREAM | (seed << 24) | k)
+        out[k] = (base + spread * torch.randn(nz, generator=gen).view(nz, 1, 1)) * scale
+    return out
 
 
 def interpolate(g: Generator, seed_a: int, seed_b: int, steps: int,

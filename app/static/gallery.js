@@ -520,6 +520,12 @@ function onSeed(ev) {
   showImage(`/generate?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
+function onMoreLike() {
+  const q = new URLSearchParams({ seed: $("#seed").value || "0", n: "16", nrow: "4", spread: "0.3" });
+  if ($("#trunc").value) q.set("truncation", $("#trunc").value);
+  showImage(`/variations?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
+}
+
 function onInterp(ev) {
   ev.preventDefault();
   const q = new URLSearchParams({ seed_a: $("#seed-a").value || "0", seed_b: $("#seed-b").value || "0",
@@ -534,6 +540,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#seed").value = String(Math.floor(Math.random() * 2 ** 32));
     $("#seed-form").requestSubmit();
   });
+  $("#more-like").addEventListener("click", onMoreLike);
   $("#model-job").addEventListener("change", fillEpochChoices);
   $("#unpin").addEventListener("click", onUnpin);
   $("main").addEventListener("click", onAction);

@@ -181,6 +181,20 @@ def test_seed_box_and_interpolation_update_the_images(page_url, browser_page):
     assert errors == []
 
 
+def test_more_like_this_shows_the_seeds_face_among_its_variations(page_url, browser_page, tmp_path):
+    page, errors = browser_page
+    page.goto(page_url + "/", wait_until="networkidle")
+    page.fill("#seed", "77")
+    with page.expect_response(lambda r: "/variations?" in r.url) as answer:
+        page.click("#more-like")
+    assert answer.value.status == 200 and "seed=77" in answer.value.url
+    page.wait_for_function("() => { const i = document.querySelector('#seed-image');"
+                           " return !i.hidden && i.complete && i.naturalWidth === 4 * 98 + 2; }")
+    assert "epoch-0002.pt" in page.locator("#seed-status").inner_text()
+    page.locator("#try").screenshot(path=str(tmp_path / "more-like-this.png"))
+    assert errors == []
+
+
 def test_seed_box_answers_from_the_chosen_job_and_epoch_and_says_which(page_url, browser_page):
     page, errors = browser_page
     job_id = client(page_url).get("/jobs").json()["jobs"][-1]["job_id"]

@@ -72,6 +72,29 @@ def test_concurrent_renders_batched_together_give_the_bytes_each_gives_alone(tra
         assert np.array_equal(pixels(a.content), pixels(b.content)), q
 
 
+def test_variations_batch_with_generate_and_carry_their_provenance(trained):
+    """/variations and /generate at once, through the real app's batcher: each variations grid
+    is what it is alone, starts with the seed's face, and says where it came from."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c, job_id = trained
+    queries = [f"/variations?seed={2000 + i}&n=4&spread=0.{i + 1}" for i in range(6)] + \
+              [f"/generate?seed={2000 + i}&n=1" for i in range(6)]
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(c.get, queries))
+    assert all(r.status_code == 200 for r in together)
+    for i in range(6):
+        alone = c.get(queries[i])  # a cache hit now: the same bytes
+        assert alone.content == together[i].content and alone.headers["etag"] == together[i].headers["etag"]
+        assert np.array_equal(pixels(together[i].content)[2:98, 2:98], pixels(together[6 + i].content))
+        text = Image.open(io.BytesIO(together[i].content)).text
+        assert (text["kind"], text["seed"], text["spread"], text["job"], text["checkpoint"]) == (
+            "variations", str(2000 + i), f"0.{i + 1}", job_id, "epoch-0002.pt")
+    card = c.get(f"/jobs/{job_id}/card").json()
+    assert [ck["epoch"] for ck in card["checkpoints"]][-1] == 2 and card["data"]["images"] > 0
+    assert c.get("/variations?seed=1&spread=0").status_code == 422
+
+
 def test_etag_revalidation_answers_304_without_a_body(trained):
     c, _ = trained
     r = c.get("/generate?seed=5&n=4")
