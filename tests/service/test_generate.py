@@ -95,6 +95,19 @@ def test_variations_batch_with_generate_and_carry_their_provenance(trained):
     assert c.get("/variations?seed=1&spread=0").status_code == 422
 
 
+def test_nearest_finds_training_images_in_the_workers_decoded_cache(trained):
+    """The app searches the cache the real worker decoded (RUNS_DIR/_cache) and serves its images."""
+    c, job_id = trained
+    r = c.get("/nearest?seed=5&i=1&k=3")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    distances = [n["distance"] for n in body["neighbours"]]
+    assert len(distances) == 3 and distances == sorted(distances) and body["reference"] > 0
+    png = c.get(body["neighbours"][0]["url"])
+    assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (96, 96)
+    assert c.get(f"/jobs/{job_id}/training-images/{body['images']}.png").status_code == 404
+
+
 def test_etag_revalidation_answers_304_without_a_body(trained):
     c, _ = trained
     r = c.get("/generate?seed=5&n=4")
