@@ -33,7 +33,7 @@ import torch
 
 from app.registry import Busy, Loaded
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
-from model.provenance import faces_text, provenance
+from model.provenance import grid_faces, provenance
 from model.sampling import best_of, interpolation_noise, run_generator, sample_noise, variation_noise
 
 
@@ -128,7 +128,7 @@ def model_text(model: Loaded, kind: str, **options) -> dict[str, str]:
 def grid_text(model: Loaded, q: GridQuery) -> dict[str, str]:
     """A grid's provenance. nrow is the one the grid has (at most n), so a one-face grid says
     the same whatever nrow asked for: /faces.zip members equal /generate?seed=S&n=1."""
-    return model_text(model, "grid", seed=q.seed, faces=faces_text(range(q.n)), n=q.n,
+    return model_text(model, "grid", seed=q.seed, faces=grid_faces(q.n, q.best_of), n=q.n,
                       nrow=min(q.nrow, q.n), truncation=q.truncation, best_of=q.best_of)
 
 

@@ -191,7 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from model.checkpoint import SERVING_ENTRIES, load_epoch
     from model.imageio import encode_image, grid_rgb
-    from model.provenance import faces_text, generator_checksum, provenance
+    from model.provenance import generator_checksum, grid_faces, provenance
     from model.rundir import RunDir
     from model.runtime import resolve_device
     from model.sampling import best_of, generate, networks_from_checkpoint
@@ -220,7 +220,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         images = generate(g, args.seed, args.n, args.truncation)
     text = provenance(Path(args.run).resolve().name, ref.epoch, ref.name, generator_checksum(state), "grid",
-                      seed=args.seed, faces=faces_text(range(args.n)), n=args.n, nrow=min(args.nrow, args.n),
+                      seed=args.seed, faces=grid_faces(args.n, args.best_of), n=args.n, nrow=min(args.nrow, args.n),
                       truncation=args.truncation, best_of=args.best_of)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(encode_image(grid_rgb(images, nrow=args.nrow), fmt, text))

@@ -44,6 +44,11 @@ def faces_text(indices: range) -> str:
     return f"{indices[0]}-{indices[-1]}"
 
 
+def grid_faces(n: int, best_of: int | None) -> str:
+    """The faces of a grid: `0-15`, or with best_of `best 16 of 0-255 by D` (D's top n, best first)."""
+    return faces_text(range(n)) if not best_of else f"best {n} of {faces_text(range(best_of))} by D"
+
+
 def _value(v: Any) -> str:
     if v is None:
         return "none"

@@ -35,6 +35,8 @@ def test_a_generated_grid_names_its_checkpoint_seed_faces_and_options(served, se
                     "best_of": "none"}
     assert text["Software"].startswith("dcgan-faces ") and text["checkpoint_checksum"].startswith("crc32:")
     assert c.get("/generate?seed=42&n=16&nrow=4&truncation=1.5").content == r.content  # still deterministic
+    ranked = text_of(c.get("/generate?seed=3&n=2&best_of=5").content)
+    assert (ranked["best_of"], ranked["faces"], ranked["n"]) == ("5", "best 2 of 0-4 by D", "2")
     older = text_of(c.get(f"/generate?seed=3&n=2&job={job_id}&epoch=1").content)
     assert (older["epoch"], older["nrow"], older["faces"], older["truncation"]) == ("1", "2", "0-1", "none")
     assert older["checkpoint_checksum"] == checksum_of(served_runs[0], job_id, 1) != text["checkpoint_checksum"]
