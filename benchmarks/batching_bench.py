@@ -32,9 +32,11 @@ from tests.service.stack import Stack  # noqa: E402
 JOB = "20260101-000000-000000"
 
 
-async def round_of(url: str, clients: int, seconds: float, seeds) -> tuple[float, list[float], int]:
-    """(faces per second, latencies, answers that were not 200) for `clients` closed-loop clients."""
+async def round_of(url: str, clients: int, seconds: float, seeds) -> tuple[float, list[float], int, list[int]]:
+    """(faces per second, latencies, answers that were not 200, faces in each answer's forward pass)
+    for `clients` closed-loop clients."""
     latencies: list[float] = []
+    passes: list[int] = []
     bad = 0
 
     async def client(c: httpx.AsyncClient, deadline: float) -> None:
@@ -44,6 +46,9 @@ async def round_of(url: str, clients: int, seconds: float, seeds) -> tuple[float
             r = await c.get(f"/generate?seed={next(seeds)}&n=1")
             latencies.append(time.perf_counter() - t)
             bad += r.status_code != 200
+            timing = r.headers.get("server-timing", "")
+            if 'desc="' in timing:
+                passes.append(int(timing.split('desc="')[1].split()[0]))
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
@@ -51,7 +56,7 @@ async def round_of(url: str, clients: int, seconds: float, seeds) -> tuple[float
         start = time.monotonic()
         await asyncio.gather(*[client(c, start + seconds) for _ in range(clients)])
         elapsed = time.monotonic() - start
-    return len(latencies) / elapsed, latencies, bad
+    return len(latencies) / elapsed, latencies, bad, passes
 
 
 def pct(values: list[float], q: float) -> float:
@@ -64,8 +69,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window-ms", type=float, default=4.0)
+    ap.add_argument("--ngf", type=int, default=64, help="the generator's width (64: the seed's)")
     args = ap.parse_args()
-    cfg = TrainConfig()
+    cfg = TrainConfig(ngf=args.ngf, ndf=args.ngf)
     g, d = build_networks(cfg.nz, cfg.ngf, cfg.ndf, seed=0)
     state = {"config": cfg.to_dict(), "epoch": 1, "batch": 0, "step": 1,
              "generator": g.state_dict(), "discriminator": d.state_dict()}
@@ -85,11 +91,13 @@ def main() -> int:
             results: dict[str, list[tuple[float, list[float]]]] = {"on": [], "off": []}
             for r in range(args.rounds):
                 for name in ("on", "off"):
-                    rate, lat, errors = asyncio.run(round_of(stacks[name][1], args.clients, args.seconds, seeds))
+                    rate, lat, errors, passes = asyncio.run(
+                        round_of(stacks[name][1], args.clients, args.seconds, seeds))
                     bad += errors
                     results[name].append((rate, lat))
                     print(f"round {r + 1} batching {name:3}: {rate:7.1f} faces/s  p50 {pct(lat, .5):6.1f} ms"
-                          f"  p95 {pct(lat, .95):6.1f} ms  ({len(lat)} requests)", flush=True)
+                          f"  p95 {pct(lat, .95):6.1f} ms  ({len(lat)} requests, a request's pass held "
+                          f"{statistics.median(passes) if passes else 0:.0f} faces (median))", flush=True)
         finally:
             for stack, _ in stacks.values():
                 stack.stop()
