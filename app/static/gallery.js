@@ -526,6 +526,38 @@ function onMoreLike() {
   showImage(`/variations?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
+async function onNearest() {
+  const box = $("#nearest"), status = $("#nearest-status");
+  const q = new URLSearchParams({ seed: $("#seed").value || "0", i: "0", k: "8" });
+  if ($("#trunc").value) q.set("truncation", $("#trunc").value);
+  status.textContent = "searching the training images…";
+  status.classList.remove("bad");
+  try {
+    const r = await fetch(`/nearest?${modelQuery(q)}`);
+    if (!r.ok) throw new Error(await errorText(r));
+    const body = await r.json();
+    box.replaceChildren(...body.neighbours.map((n) => {
+      const fig = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = n.url;
+      img.alt = `training image ${n.index}`;
+      const cap = document.createElement("figcaption");
+      cap.textContent = n.distance.toFixed(0);
+      fig.append(img, cap);
+      return fig;
+    }));
+    box.hidden = false;
+    const near = body.neighbours.length ? body.neighbours[0].distance : NaN;
+    status.textContent = `nearest of ${body.images} training images to face 0 of seed ${body.seed}: ` +
+      `distance ${near.toFixed(0)}; a real image's nearest other real image is typically ` +
+      `${body.reference.toFixed(0)} away (much closer suggests a copy)`;
+  } catch (e) {
+    box.hidden = true;
+    status.textContent = e.message;
+    status.classList.add("bad");
+  }
+}
+
 function onInterp(ev) {
   ev.preventDefault();
   const q = new URLSearchParams({ seed_a: $("#seed-a").value || "0", seed_b: $("#seed-b").value || "0",
@@ -541,6 +573,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#seed-form").requestSubmit();
   });
   $("#more-like").addEventListener("click", onMoreLike);
+  $("#nearest-btn").addEventListener("click", onNearest);
   $("#model-job").addEventListener("change", fillEpochChoices);
   $("#unpin").addEventListener("click", onUnpin);
   $("main").addEventListener("click", onAction);

@@ -195,6 +195,18 @@ def test_more_like_this_shows_the_seeds_face_among_its_variations(page_url, brow
     assert errors == []
 
 
+def test_nearest_training_images_show_beside_the_face(page_url, browser_page, tmp_path):
+    page, errors = browser_page
+    page.goto(page_url + "/", wait_until="networkidle")
+    page.fill("#seed", "77")
+    page.click("#nearest-btn")
+    page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#nearest img')];"
+                           " return imgs.length === 8 && imgs.every(i => i.complete && i.naturalWidth === 96); }")
+    assert "typically" in page.locator("#nearest-status").inner_text()
+    page.locator("#try").screenshot(path=str(tmp_path / "nearest.png"))
+    assert errors == []
+
+
 def test_seed_box_answers_from_the_chosen_job_and_epoch_and_says_which(page_url, browser_page):
     page, errors = browser_page
     job_id = client(page_url).get("/jobs").json()["jobs"][-1]["job_id"]
