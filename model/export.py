@@ -25,6 +25,7 @@ from model.backends import onnx_bytes
 from model.checkpoint import SERVING_ENTRIES, CheckpointError, CheckpointRef, load_epoch
 from model.config import TrainConfig
 from model.fsutil import atomic_open
+from model.provenance import generator_checksum, software
 from model.sampling import networks_from_checkpoint
 
 FORMAT = "dcgan-faces-generator/1"
@@ -70,7 +71,21 @@ def generator_metadata(state: dict[str, Any], ref: CheckpointRef, job_id: str) -
         "output": "images: float32 (N, 3, image_size, image_size), RGB in [-1, 1]",
         "noise": "face i of seed s: torch.Generator().manual_seed((s << 24) | i), then torch.randn(nz)",
         "train_config": json.dumps(cfg.to_dict(), sort_keys=True),
+        "checkpoint_checksum": generator_checksum(state),  # as the PNGs it draws say (model/provenance.py)
+        "software": software(),
     }
+
+
+def data_metadata(run_root: Path) -> dict[str, str]:
+    """The model card's data part: the decoded dataset's fingerprint and counts (data.json)."""
+    try:
+        data = json.loads((run_root / "data.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    keep = {k: data[k] for k in ("fingerprint", "images", "files_found", "skipped", "skipped_by_reason") if k in data}
+    return {"training_data": json.dumps(keep, sort_keys=True)} if keep else {}
 
 
 def _first_line(exc: Exception) -> str:
@@ -138,7 +153,7 @@ def export_run(checkpoints: Path, epoch: int | None, fmt: str, out: Path, job_id
     ref, state = load_epoch(checkpoints, epoch, entries=SERVING_ENTRIES)
     try:
         g, _ = networks_from_checkpoint(state, "cpu")
-        meta = generator_metadata(state, ref, job_id)
+        meta = {**generator_metadata(state, ref, job_id), **data_metadata(Path(checkpoints).parent)}
     except Exception as exc:  # weights that do not fit its config, a config from a future version...
         raise CheckpointError(f"{ref.name}: unusable checkpoint ({_first_line(exc)})") from None
     export_generator(g, meta, fmt, out)

@@ -92,6 +92,10 @@ def test_a_safetensors_export_of_an_epoch_holds_its_serving_weights(served, tmp_
     with safe_open(tmp_path / "g.safetensors", framework="numpy") as f:
         meta = f.metadata()
     assert [meta[k] for k in ("job_id", "epoch", "nz", "ngf", "image_size")] == [job_id, "1", "100", "8", "96"]
+    card = c.get(f"/jobs/{job_id}/card").json()  # the model card's data part travels with the file
+    assert json.loads(meta["training_data"])["fingerprint"] == card["data"]["fingerprint"]
+    png = c.get(f"/generate?seed=1&n=1&job={job_id}&epoch=1").content  # and the checksum its PNGs carry
+    assert meta["checkpoint_checksum"] == Image.open(io.BytesIO(png)).text["checkpoint_checksum"]
 
 
 def test_export_needs_the_token(served):

@@ -18,6 +18,7 @@ from model.cli import main
 from model.export import FORMAT, ExportError, MissingLibrary, export_run
 from model.faces import face_noise
 from model.networks import networks_for
+from model.provenance import generator_checksum, software
 from model.rundir import RunDir
 from model.sampling import networks_from_checkpoint, run_generator
 from tests.helpers import tiny_config
@@ -107,6 +108,8 @@ def test_safetensors_holds_the_ema_weights_and_config_and_loads_without_project_
         "format": FORMAT, "job_id": run_dir.name, "epoch": "3", "arch": "seed", "nz": "100", "ngf": "8",
         "image_size": "96", "weights": "ema"}
     assert json.loads(meta["train_config"])["ngf"] == 8
+    _, served = load_epoch(RunDir(run_dir).checkpoints, 3, entries=SERVING_ENTRIES)
+    assert meta["checkpoint_checksum"] == generator_checksum(served) and meta["software"] == software()
 
     _, state = load_epoch(RunDir(run_dir).checkpoints, 3)
     ema = state["generator_ema"]
