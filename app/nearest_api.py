@@ -32,12 +32,14 @@ from model.nearest import METRIC, NearestIndex, block_features, open_dataset
 from model.provenance import provenance
 from model.rundir import RunDir
 from model.sampling import MAX_INDEX, run_generator, sample_noise
+from worker.errors import JobNotFound
 from worker.store import JobStore
 
 MAX_INDEXES = 2
 MAX_K = 32
 _indexes: OrderedDict[str, NearestIndex] = OrderedDict()
 _indexes_lock = threading.Lock()
+_build_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,12 @@ def _dataset(store: JobStore, settings: Settings, job_id: str) -> tuple[str, np.
     data = read_small_json(run.data_path)
     fp = data.get("fingerprint") if isinstance(data, dict) else None
     fp = fp if isinstance(fp, str) and re.fullmatch(r"[0-9a-zA-Z_-]{1,128}", fp) else None  # a file name part
-    config = store.read(job_id).config
+    try:
+        config = store.read(job_id).config
+    except JobNotFound:
+        raise
+    except Exception:  # a damaged record: the images are still there, at the default size
+        config = None
     size = int(config.get("image_size", 96)) if isinstance(config, dict) else 96
     images = open_dataset([settings.cache_dir, default_cache_dir()], fp, size) if fp else None
     if images is None:
@@ -65,17 +72,27 @@ def _dataset(store: JobStore, settings: Settings, job_id: str) -> tuple[str, np.
     return fp, images
 
 
-def _index(fp: str, images: np.ndarray) -> NearestIndex:
+def _cached_index(fp: str) -> NearestIndex | None:
     with _indexes_lock:
         if fp in _indexes:
             _indexes.move_to_end(fp)
             return _indexes[fp]
-    index = NearestIndex.build(images)  # outside the lock: seconds for 51,223 images
-    index.reference()
-    with _indexes_lock:
-        _indexes[fp] = index
-        while len(_indexes) > MAX_INDEXES:
-            _indexes.popitem(last=False)
+    return None
+
+
+def _index(fp: str, images: np.ndarray) -> NearestIndex:
+    index = _cached_index(fp)
+    if index is not None:
+        return index
+    with _build_lock:  # one build at a time: searches that arrive meanwhile wait for it, not redo it
+        index = _cached_index(fp)
+        if index is None:
+            index = NearestIndex.build(images)  # seconds for 51,223 images
+            index.reference()
+            with _indexes_lock:
+                _indexes[fp] = index
+                while len(_indexes) > MAX_INDEXES:
+                    _indexes.popitem(last=False)
     return index
 
 

@@ -65,3 +65,12 @@ def test_unknown_images_and_jobs_are_404(served):
     assert c.get(f"/jobs/{job_id}/training-images/96.png").status_code == 404
     assert c.get("/jobs/20990101-000000-abcdef/training-images/0.png").status_code == 404
     assert c.get(f"/jobs/{job_id}/training-images/-1.png").status_code == 422
+
+
+def test_a_damaged_job_record_still_serves_its_training_images_and_card_never_500s(served):
+    c, job_id = served
+    record = c.app.state.registry.runs_dir / job_id / "job.json"
+    good = c.get(f"/jobs/{job_id}/training-images/3.png").content
+    record.write_bytes(b"{not json")
+    assert c.get(f"/jobs/{job_id}/training-images/3.png").content == good
+    assert c.get(f"/jobs/{job_id}/card").status_code < 500
