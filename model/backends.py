@@ -81,6 +81,9 @@ class OnnxGenerator:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # No arena: it would keep each session's largest batch's buffers for good (up to 3 models
+        # are held); plain allocations measured as fast here (BENCHMARKS.md, serving backends).
+        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(onnx_bytes(plain), options, providers=["CPUExecutionProvider"])
 

@@ -54,8 +54,9 @@ def test_a_large_zip_streams_while_the_apps_memory_stays_flat(served):
     size_kib = body.getbuffer().nbytes // 1024
     assert pieces > FACES // 64  # at least one piece per chunk of faces
     # A buffered answer would hold the whole zip (several times, while it was being built);
-    # the stream holds a chunk of faces at a time.
-    assert grown_kib < size_kib / 4, f"peak RSS grew {grown_kib} KiB for a {size_kib} KiB zip"
+    # the stream holds a chunk of faces at a time. (The bound leaves room for a chunk's transient
+    # buffers: onnxruntime's peak for a 64-face pass moved it by 0.2-15 MB between runs.)
+    assert grown_kib < size_kib / 2, f"peak RSS grew {grown_kib} KiB for a {size_kib} KiB zip"
 
 
 def test_the_export_downloads_as_an_attachment_that_loads(served, tmp_path):
