@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from app.deps import RegistryDep, RendererDep
+from app.directions import Edit, edits_for, parse_edit_query
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
 from app.render import (
@@ -91,13 +92,15 @@ def router(settings: Settings) -> APIRouter:
                             nrow: Annotated[int, Query(ge=1, le=64, description="images per row"),
                                             WrittenAsInteger] = 8,
                             best_of: BestOf = None, truncation: Truncation = None,
-                            format: Literal["png", "jpeg", "webp"] = "png",
+                            format: Literal["png", "jpeg", "webp"] = "png", edit: Edit = None,
                             job: JobQ = None, epoch: EpochQ = None,
                             if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
+        edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
+        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
         candidates = max(best_of, n) if best_of is not None else None
-        query = GridQuery(seed, n, nrow, candidates, truncation, format)
-        return await _answer(request, renderer, model, query, render_grid(model, query), MEDIA[format],
+        query = GridQuery(seed, n, nrow, candidates, truncation, format, edits)
+        return await _answer(request, renderer, model, query, render_grid(model, query, directions), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     @routes.get("/variations", response_class=Response, responses=_image_responses("png", "jpeg", "webp"),
@@ -114,13 +117,16 @@ def router(settings: Settings) -> APIRouter:
                                   "how far from the face: 0.1 near twins, 0.5 cousins, 1 and more strangers"
                               ))] = 0.3,
                               truncation: Truncation = None,
-                              format: Literal["png", "jpeg", "webp"] = "png",
+                              format: Literal["png", "jpeg", "webp"] = "png", edit: Edit = None,
                               job: JobQ = None, epoch: EpochQ = None,
                               if_none_match: Annotated[str | None, Header(max_length=1024)] = None
                               ) -> Response:
+        edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
-        query = VariationsQuery(seed, n, nrow, spread, truncation, format)
-        return await _answer(request, renderer, model, query, render_variations(model, query), MEDIA[format],
+        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
+        query = VariationsQuery(seed, n, nrow, spread, truncation, format, edits)
+        return await _answer(request, renderer, model, query, render_variations(model, query, directions),
+                             MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     @routes.get("/interpolate", response_class=Response,
@@ -131,13 +137,15 @@ def router(settings: Settings) -> APIRouter:
     async def interpolate_strip(request: Request, registry: RegistryDep, renderer: RendererDep,
                                 seed_a: Seed = 1, seed_b: Seed = 2, steps: Steps = 8,
                                 truncation: Truncation = None,
-                                format: Literal["png", "jpeg", "webp", "gif"] = "png",
+                                format: Literal["png", "jpeg", "webp", "gif"] = "png", edit: Edit = None,
                                 job: JobQ = None, epoch: EpochQ = None,
                                 if_none_match: Annotated[str | None, Header(max_length=1024)] = None
                                 ) -> Response:
+        edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
-        query = StripQuery(seed_a, seed_b, steps, truncation, format)
-        return await _answer(request, renderer, model, query, render_strip(model, query), MEDIA[format],
+        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
+        query = StripQuery(seed_a, seed_b, steps, truncation, format, edits)
+        return await _answer(request, renderer, model, query, render_strip(model, query, directions), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)
 
     return routes

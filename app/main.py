@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import apidocs, export_api, gallery, images_api, jobs_api, models_api, nearest_api, ops_api
+from app import apidocs, directions_api, export_api, gallery, images_api, jobs_api, models_api, nearest_api, ops_api
 from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware, SecurityHeadersMiddleware
 from app.observability import LatencyMiddleware, Metrics
@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.metrics = Metrics(store)
     # The routers whose bounds are settings are made for this app (their caps show in its schema).
     for router in (jobs_api.router(settings), images_api.router(settings), models_api.router,
-                   export_api.router(settings), nearest_api.router, ops_api.router, gallery.router):
+                   export_api.router(settings), nearest_api.router, directions_api.router, ops_api.router,
+                   gallery.router):
         app.include_router(router)
     app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=gallery.STATIC_DIR), name="static")

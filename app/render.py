@@ -32,9 +32,14 @@ from functools import partial
 import torch
 
 from app.registry import Busy, Loaded
+from model.directions import Directions, edit_noise, edits_text
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
 from model.provenance import grid_faces, provenance
 from model.sampling import best_of, interpolation_noise, run_generator, sample_noise, variation_noise
+
+# (direction, amount) pairs, sorted, none of amount 0 (model/directions.check_edits): moves every
+# face of a render along the model's latent directions, in its noise stage.
+Edits = tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class GridQuery:
     best_of: int | None
     truncation: float | None
     format: str
+    edit: Edits = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class StripQuery:
     steps: int
     truncation: float | None
     format: str
+    edit: Edits = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class VariationsQuery:
     spread: float
     truncation: float | None
     format: str
+    edit: Edits = ()
 
 
 def etag(model: Loaded, query: GridQuery | StripQuery | VariationsQuery) -> str:
@@ -120,46 +128,56 @@ class Staged:
         return body
 
 
-def model_text(model: Loaded, kind: str, **options) -> dict[str, str]:
-    """The provenance text chunks of an image `model` drew (model/provenance.py)."""
+def model_text(model: Loaded, kind: str, edit: Edits = (), **options) -> dict[str, str]:
+    """The provenance text chunks of an image `model` drew (model/provenance.py); `edit` is
+    named only when there is one, so a plain image's chunks are the same as ever."""
+    if edit:
+        options["edit"] = edits_text(edit)
     return provenance(model.job_id, model.ref.epoch, model.ref.name, model.checksum, kind, **options)
 
 
 def grid_text(model: Loaded, q: GridQuery) -> dict[str, str]:
     """A grid's provenance. nrow is the one the grid has (at most n), so a one-face grid says
     the same whatever nrow asked for: /faces.zip members equal /generate?seed=S&n=1."""
-    return model_text(model, "grid", seed=q.seed, faces=grid_faces(q.n, q.best_of), n=q.n,
+    return model_text(model, "grid", q.edit, seed=q.seed, faces=grid_faces(q.n, q.best_of), n=q.n,
                       nrow=min(q.nrow, q.n), truncation=q.truncation, best_of=q.best_of)
 
 
-def render_grid(model: Loaded, q: GridQuery) -> Staged | Callable[[], bytes]:
+# The render_* functions take the model's directions when the query has edits
+# (app/directions.edits_for); the edits move the noise, so G's pass and the encoding are unchanged.
+
+def render_grid(model: Loaded, q: GridQuery, directions: Directions | None = None) -> Staged | Callable[[], bytes]:
     def finish(images: torch.Tensor) -> bytes:
         text = grid_text(model, q) if q.format == "png" else None
         return encode_image(grid_rgb(images, nrow=q.nrow), q.format, text)
-    if q.best_of:  # D's ranking needs its own passes: not batched
-        return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation))
-    return Staged(model, lambda: sample_noise(q.seed, range(q.n), model.g.nz, q.truncation), finish)
+
+    def edited(noise: torch.Tensor) -> torch.Tensor:
+        return edit_noise(noise, directions, q.edit)
+    if q.best_of:  # D's ranking (of the plain faces) needs its own passes: not batched
+        return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation, edited))
+    return Staged(model, lambda: edited(sample_noise(q.seed, range(q.n), model.g.nz, q.truncation)), finish)
 
 
-def render_variations(model: Loaded, q: VariationsQuery) -> Staged:
+def render_variations(model: Loaded, q: VariationsQuery, directions: Directions | None = None) -> Staged:
     """Face 0 of the seed, then n-1 faces near it (model/sampling.variation_noise): staged, so
     it batches with /generate's renders."""
     def finish(images: torch.Tensor) -> bytes:
-        text = model_text(model, "variations", seed=q.seed, faces="0", n=q.n, nrow=min(q.nrow, q.n),
+        text = model_text(model, "variations", q.edit, seed=q.seed, faces="0", n=q.n, nrow=min(q.nrow, q.n),
                           spread=q.spread, truncation=q.truncation) if q.format == "png" else None
         return encode_image(grid_rgb(images, nrow=q.nrow), q.format, text)
-    return Staged(model, lambda: variation_noise(q.seed, q.n, model.g.nz, q.spread, q.truncation), finish)
+    return Staged(model, lambda: edit_noise(variation_noise(q.seed, q.n, model.g.nz, q.spread, q.truncation),
+                                            directions, q.edit), finish)
 
 
-def render_strip(model: Loaded, q: StripQuery) -> Staged:
+def render_strip(model: Loaded, q: StripQuery, directions: Directions | None = None) -> Staged:
     def finish(images: torch.Tensor) -> bytes:
         if q.format == "gif":
             return encode_gif(frames_rgb(images))
-        text = model_text(model, "interpolation", seed_a=q.seed_a, seed_b=q.seed_b, faces=0, steps=q.steps,
-                          truncation=q.truncation) if q.format == "png" else None
+        text = model_text(model, "interpolation", q.edit, seed_a=q.seed_a, seed_b=q.seed_b, faces=0,
+                          steps=q.steps, truncation=q.truncation) if q.format == "png" else None
         return encode_image(grid_rgb(images, nrow=q.steps), q.format, text)
-    return Staged(model, lambda: interpolation_noise(q.seed_a, q.seed_b, q.steps, model.g.nz, q.truncation),
-                  finish)
+    return Staged(model, lambda: edit_noise(interpolation_noise(q.seed_a, q.seed_b, q.steps, model.g.nz,
+                                                                q.truncation), directions, q.edit), finish)
 
 
 class ByteLRU:

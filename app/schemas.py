@@ -300,3 +300,22 @@ class Health(BaseModel):
     model: Optional[ModelInfo] = None
     problems: list[str] = []
     mode: Optional[str] = None
+
+
+class DirectionInfo(BaseModel):
+    index: int = Field(description="the K of edit=K:AMOUNT")
+    variance: float = Field(description="its share of the early features' variance (0 to 1)")
+    scale: float = Field(description="the noise's standard deviation along it: AMOUNT 1 moves this far")
+
+
+class DirectionsInfo(BaseModel):
+    """A checkpoint's latent directions, most variance first (model/directions.py)."""
+    job_id: str
+    checkpoint: str
+    epoch: int
+    checksum: str  # of the generator weights they were computed from
+    directions: list[DirectionInfo]
+    samples: int  # noise vectors the PCA saw
+    features: str  # which activations of G
+    max_amount: float  # |AMOUNT| allowed per edit
+    max_edits: int  # edits allowed per request

@@ -7,7 +7,7 @@ runs in eval mode (BatchNorm running statistics), so batch-mates do not change a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -91,10 +91,12 @@ def generate(g: Generator, seed: int, n: int, truncation: float | None = None) -
 
 @torch.no_grad()
 def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
-            truncation: float | None = None) -> torch.Tensor:
+            truncation: float | None = None, edit: Callable[[torch.Tensor], torch.Tensor] | None = None
+            ) -> torch.Tensor:
     """The n of `candidates` images (indices 0..candidates-1 of `seed`) that D scores highest,
     best first. Works CHUNK candidates at a time and keeps only scores, so memory does not grow
-    with `candidates`; the winners are regenerated at the end."""
+    with `candidates`; the winners are regenerated at the end, their noise passed through `edit`
+    when given (D ranks the plain faces: an edit moves the winners, it does not pick others)."""
     if candidates < n:
         raise ValueError("best_of must be at least n")
     device = device_of(d)
@@ -105,7 +107,8 @@ def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
         scores[start:start + len(idx)] = d(imgs.to(device)).float().cpu()
     # Stable sort: equal scores keep index order, so ties break the same way every time.
     winners = torch.sort(-scores, stable=True).indices[:n].tolist()
-    return run_generator(g, sample_noise(seed, winners, g.nz, truncation))
+    noise = sample_noise(seed, winners, g.nz, truncation)
+    return run_generator(g, edit(noise) if edit is not None else noise)
 
 
 def interpolation_noise(seed_a: int, seed_b: int, steps: int, nz: int,
