@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.directions import DirectionsCache
 from app.errors import NoToken, Unauthorized
 from app.registry import ModelRegistry
 from app.render import Renderer
@@ -41,11 +42,16 @@ async def get_renderer(request: Request) -> Renderer:
     return request.app.state.renderer
 
 
+async def get_directions(request: Request) -> DirectionsCache:
+    return request.app.state.directions
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 EnqueueDep = Annotated[Callable[[str], None], Depends(get_enqueue)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
+DirectionsDep = Annotated[DirectionsCache, Depends(get_directions)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

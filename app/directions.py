@@ -26,7 +26,7 @@ from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
 from app.registry import Busy, Loaded
-from app.render import Renderer, etag
+from app.render import Edits, Renderer, etag
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.directions import (
     EDIT_PATTERN,
@@ -48,8 +48,6 @@ from model.sampling import networks_from_checkpoint
 log = logging.getLogger(__name__)
 MAX_KEPT = 8  # directions kept in memory (each at most 16 x 1024 floats)
 _CHECKSUM = re.compile(r"crc32:[0-9a-f]{8}")
-_kept: OrderedDict[str, Directions] = OrderedDict()  # model identity -> its directions
-_kept_lock = threading.Lock()
 _compute_lock = threading.Lock()
 
 Edit = Annotated[str | None, Query(
@@ -73,7 +71,7 @@ def _refuse(text: str, exc: EditError) -> RequestValidationError:
                                     "input": text}])
 
 
-def parse_edit_query(text: str | None) -> tuple[tuple[int, float], ...]:
+def parse_edit_query(text: str | None) -> Edits:
     """The edits of an `edit` query parameter (syntax only), or a 422 naming the problem."""
     if text is None:
         return ()
@@ -81,18 +79,6 @@ def parse_edit_query(text: str | None) -> tuple[tuple[int, float], ...]:
         return parse_edits(text)
     except EditError as exc:
         raise _refuse(text, exc) from None
-
-
-async def edits_for(renderer: Renderer, cache_dir: Path, model: Loaded, text: str | None,
-                    edits: tuple[tuple[int, float], ...]) -> tuple[tuple[tuple[int, float], ...], Directions | None]:
-    """(the edits that change something, the model's directions when they are needed): a 422 for
-    a direction the model does not have; edits of amount 0 are dropped, so such a query is the
-    plain one (same ETag, same bytes)."""
-    try:
-        edits = check_edits(edits, expected_count(model.g.nz))
-    except EditError as exc:
-        raise _refuse(text or "", exc) from None
-    return edits, (await directions_of(renderer, cache_dir, model) if edits else None)
 
 
 def _path(cache_dir: Path, checksum: str | None) -> Path | None:
@@ -144,20 +130,38 @@ def _load_or_compute(model: Loaded, cache_dir: Path) -> bytes:
         return body
 
 
-async def directions_of(renderer: Renderer, cache_dir: Path, model: Loaded) -> Directions:
-    """The directions of `model`: kept in memory, else read or computed as a render (Busy: 503)."""
-    with _kept_lock:
-        kept = _kept.get(model.identity)
+class DirectionsCache:
+    """One app's directions: the newest MAX_KEPT in memory, the rest in the cache folder."""
+
+    def __init__(self, cache_dir: Path, renderer: Renderer) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.renderer = renderer
+        self._kept: OrderedDict[str, Directions] = OrderedDict()  # model identity -> its directions
+
+    async def get(self, model: Loaded) -> Directions:
+        """The directions of `model`: kept in memory, else read or computed as a render (Busy: 503).
+        Runs on the event loop (which is what keeps `_kept` consistent without a lock)."""
+        kept = self._kept.get(model.identity)
         if kept is not None:
-            _kept.move_to_end(model.identity)
+            self._kept.move_to_end(model.identity)
             return kept
-    try:
-        body, _ = await renderer.get(etag(model, DirectionsQuery()), lambda: _load_or_compute(model, cache_dir))
-    except Busy as exc:
-        raise Busy(str(exc) if str(exc) else "busy computing latent directions; retry in a second") from None
-    found = Directions.from_json(body, model.checksum, model.g.nz)
-    with _kept_lock:
-        _kept[model.identity] = found
-        while len(_kept) > MAX_KEPT:
-            _kept.popitem(last=False)
-    return found
+        try:
+            body, _ = await self.renderer.get(etag(model, DirectionsQuery()),
+                                              lambda: _load_or_compute(model, self.cache_dir))
+        except Busy as exc:
+            raise Busy(str(exc) or "busy computing latent directions; retry in a second") from None
+        found = Directions.from_json(body, model.checksum, model.g.nz)
+        self._kept[model.identity] = found
+        while len(self._kept) > MAX_KEPT:
+            self._kept.popitem(last=False)
+        return found
+
+    async def for_edits(self, model: Loaded, text: str | None, edits: Edits) -> tuple[Edits, Directions | None]:
+        """(the edits that change something, the model's directions when they are needed): a 422
+        for a direction the model does not have; edits of amount 0 are dropped, so such a query
+        is the plain one (same ETag, same bytes)."""
+        try:
+            edits = check_edits(edits, expected_count(model.g.nz))
+        except EditError as exc:
+            raise _refuse(text or "", exc) from None
+        return edits, (await self.get(model) if edits else None)

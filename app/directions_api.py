@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.deps import RegistryDep, RendererDep, SettingsDep
-from app.directions import directions_of
+from app.deps import DirectionsDep, RegistryDep
 from app.errors import problems
 from app.images_api import EpochQ, JobQ, _model
 from app.schemas import DirectionInfo, DirectionsInfo
@@ -22,10 +21,10 @@ router = APIRouter(tags=["images"])
                         "`variance` is the component's share of the features' variance (descending). "
                         "The first request for a checkpoint computes them (seconds); later ones are "
                         "immediate.")
-async def directions(response: Response, registry: RegistryDep, renderer: RendererDep,
-                     settings: SettingsDep, job: JobQ = None, epoch: EpochQ = None) -> DirectionsInfo:
+async def directions(response: Response, registry: RegistryDep, cache: DirectionsDep,
+                     job: JobQ = None, epoch: EpochQ = None) -> DirectionsInfo:
     model = await _model(registry, job, epoch)
-    found = await directions_of(renderer, settings.cache_dir, model)
+    found = await cache.get(model)
     response.headers["X-Checkpoint"] = model.tag
     return DirectionsInfo(
         job_id=model.job_id, checkpoint=model.ref.name, epoch=model.ref.epoch, checksum=found.checksum,

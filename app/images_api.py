@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.deps import RegistryDep, RendererDep
-from app.directions import Edit, edits_for, parse_edit_query
+from app.deps import DirectionsDep, RegistryDep, RendererDep
+from app.directions import Edit, parse_edit_query
 from app.errors import problems
 from app.registry import Busy, Loaded, ModelRegistry
 from app.render import (
@@ -87,7 +87,7 @@ def router(settings: Settings) -> APIRouter:
                 summary="A grid of faces from seeded noise",
                 description="Image i of a seed is the same face whatever n is. Same query and same "
                             "checkpoint give byte-identical bytes.")
-    async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
+    async def generate_grid(request: Request, registry: RegistryDep, renderer: RendererDep, cache: DirectionsDep,
                             seed: Seed = 42, n: GridN = 64,
                             nrow: Annotated[int, Query(ge=1, le=64, description="images per row"),
                                             WrittenAsInteger] = 8,
@@ -97,7 +97,7 @@ def router(settings: Settings) -> APIRouter:
                             if_none_match: Annotated[str | None, Header(max_length=1024)] = None) -> Response:
         edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
-        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
+        edits, directions = await cache.for_edits(model, edit, edits)
         candidates = max(best_of, n) if best_of is not None else None
         query = GridQuery(seed, n, nrow, candidates, truncation, format, edits)
         return await _answer(request, renderer, model, query, render_grid(model, query, directions), MEDIA[format],
@@ -110,6 +110,7 @@ def router(settings: Settings) -> APIRouter:
                             "standard normal draw). Deterministic like /generate: same query and "
                             "checkpoint, same bytes; tile k does not depend on n.")
     async def variations_grid(request: Request, registry: RegistryDep, renderer: RendererDep,
+                              cache: DirectionsDep,
                               seed: Seed = 42, n: GridN = 16,
                               nrow: Annotated[int, Query(ge=1, le=64, description="images per row"),
                                               WrittenAsInteger] = 8,
@@ -123,7 +124,7 @@ def router(settings: Settings) -> APIRouter:
                               ) -> Response:
         edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
-        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
+        edits, directions = await cache.for_edits(model, edit, edits)
         query = VariationsQuery(seed, n, nrow, spread, truncation, format, edits)
         return await _answer(request, renderer, model, query, render_variations(model, query, directions),
                              MEDIA[format],
@@ -135,6 +136,7 @@ def router(settings: Settings) -> APIRouter:
                 description="A strip of `steps` faces from image 0 of seed_a to image 0 of seed_b "
                             "(spherical interpolation); format=gif animates it back and forth.")
     async def interpolate_strip(request: Request, registry: RegistryDep, renderer: RendererDep,
+                                cache: DirectionsDep,
                                 seed_a: Seed = 1, seed_b: Seed = 2, steps: Steps = 8,
                                 truncation: Truncation = None,
                                 format: Literal["png", "jpeg", "webp", "gif"] = "png", edit: Edit = None,
@@ -143,7 +145,7 @@ def router(settings: Settings) -> APIRouter:
                                 ) -> Response:
         edits = parse_edit_query(edit)
         model = await _model(registry, job, epoch)
-        edits, directions = await edits_for(renderer, settings.cache_dir, model, edit, edits)
+        edits, directions = await cache.for_edits(model, edit, edits)
         query = StripQuery(seed_a, seed_b, steps, truncation, format, edits)
         return await _answer(request, renderer, model, query, render_strip(model, query, directions), MEDIA[format],
                              pinned=job is not None and epoch is not None, if_none_match=if_none_match)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import apidocs, directions_api, export_api, gallery, images_api, jobs_api, models_api, nearest_api, ops_api
+from app.directions import DirectionsCache
 from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware, SecurityHeadersMiddleware
 from app.observability import LatencyMiddleware, Metrics
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.renderer = Renderer(settings.response_cache_bytes, settings.generate_concurrency,
                                   settings.generate_queue, settings.max_zip_streams,
                                   settings.render_batch_window_ms, settings.render_batch_rows)
+    app.state.directions = DirectionsCache(settings.cache_dir, app.state.renderer)
     app.state.metrics = Metrics(store)
     # The routers whose bounds are settings are made for this app (their caps show in its schema).
     for router in (jobs_api.router(settings), images_api.router(settings), models_api.router,
