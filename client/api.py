@@ -175,3 +175,6 @@ class Api:
 
     def generate(self, params: dict[str, Any]) -> httpx.Response:
         return self.request("GET", "/generate", params=params)
+
+    def directions(self, params: dict[str, Any]) -> dict:
+        return self.request("GET", "/directions", params=params).json()

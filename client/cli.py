@@ -361,12 +361,37 @@ def cmd_model(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def image_params(args: argparse.Namespace) -> dict[str, Any]:
+def image_params(args: argparse.Namespace, names: tuple[str, ...] = ("job", "epoch", "truncation", "edit")
+                 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for name in ("job", "epoch", "truncation"):
-        if getattr(args, name) is not None:
+    for name in names:
+        if getattr(args, name, None) is not None:
             params[name] = getattr(args, name)
     return params
+
+
+EDIT = re.compile(r"[0-9]{1,2}:-?[0-9]{1,2}(\.[0-9]{1,6})?")
+
+
+def edit_list(text: str) -> str:
+    """`--edit 0:1.5,3:-2` (the server checks amounts, indices and repeats; this, the shape)."""
+    text = text.replace(" ", "")
+    if not all(EDIT.fullmatch(item) for item in text.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not DIRECTION:AMOUNT[,DIRECTION:AMOUNT...], e.g. 0:1.5,3:-2")
+    return text
+
+
+def cmd_directions(api: Api, args: argparse.Namespace) -> int:
+    answer = api.directions(image_params(args, ("job", "epoch")))
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(f"{answer['job_id']}/{answer['checkpoint']}: {len(answer['directions'])} directions "
+          f"(use with generate --edit K:AMOUNT, AMOUNT in standard deviations, |AMOUNT| <= {answer['max_amount']:g})")
+    print(f"{'K':>3}  {'variance':>8}  {'scale':>6}")
+    for d in answer["directions"]:
+        print(f"{d['index']:>3}  {100 * d['variance']:>7.2f}%  {d['scale']:>6.3f}")
+    return 0
 
 
 def unpack_faces(archive: Path, outdir: Path) -> list[str]:
@@ -387,24 +412,26 @@ def unpack_faces(archive: Path, outdir: Path) -> list[str]:
 
 
 def cmd_generate(api: Api, args: argparse.Namespace) -> int:
-    """/faces.zip in batches, unpacked into --outdir as seedNNNN.png; a server without that
-    route gets one /generate?n=1 per seed instead (the same bytes, more requests)."""
+    """/faces.zip in batches, unpacked into --outdir as seedNNNN.png; with --edit, or from a
+    server without that route, one /generate?n=1 per seed instead (the same bytes for plain faces,
+    more requests)."""
     outdir: Path = args.outdir
     outdir.mkdir(parents=True, exist_ok=True)
     params = image_params(args)
     checkpoints: set[str] = set()
     written = 0
-    with tempfile.TemporaryDirectory(dir=outdir, prefix=".faces-") as tmp:
-        for spec in seed_batches(args.seeds):
-            archive = Path(tmp) / "faces.zip"
-            answer = api.faces_zip(spec, archive, params)
-            if answer is None:
-                break
-            written += len(unpack_faces(archive, outdir))
-            checkpoints.add(answer.headers.get("X-Checkpoint", "the served checkpoint"))
-        else:
-            print(f"wrote {written} faces to {outdir} from {', '.join(sorted(checkpoints))}")
-            return 0
+    if args.edit is None:  # (/faces.zip draws plain faces only)
+        with tempfile.TemporaryDirectory(dir=outdir, prefix=".faces-") as tmp:
+            for spec in seed_batches(args.seeds):
+                archive = Path(tmp) / "faces.zip"
+                answer = api.faces_zip(spec, archive, params)
+                if answer is None:
+                    break
+                written += len(unpack_faces(archive, outdir))
+                checkpoints.add(answer.headers.get("X-Checkpoint", "the served checkpoint"))
+            else:
+                print(f"wrote {written} faces to {outdir} from {', '.join(sorted(checkpoints))}")
+                return 0
     from tqdm import tqdm
 
     for seed in tqdm(args.seeds, unit="face", file=sys.stderr, disable=len(args.seeds) < 8):
@@ -500,6 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
     p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
     p.add_argument("--truncation", type=float, help="sample noise within this many standard deviations")
+    p.add_argument("--edit", type=edit_list, metavar="K:AMOUNT,...",
+                   help="move each face along the model's latent directions (see the directions command), "
+                        "AMOUNT in standard deviations, e.g. 0:1.5,3:-2")
+
+    p = command("directions", cmd_directions, "list the served model's latent directions (for generate --edit)")
+    p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
+    p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
+    p.add_argument("--json", action="store_true", help="print the server's JSON")
 
     p = command("export", cmd_export, "download a job's generator as a file")
     p.add_argument("job_id", type=job_id, metavar="ID")
@@ -516,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.synthetic_images is not None and not args.synthetic:
         build_parser().error("--synthetic-images goes with --synthetic")
-    if args.command == "generate" and args.epoch is not None and args.job is None:
+    if args.command in ("generate", "directions") and args.epoch is not None and args.job is None:
         build_parser().error("--epoch goes with --job")
     try:
         with Api(args.url, args.token, timeout=args.timeout) as api:

@@ -510,6 +510,63 @@ async function showImage(url, img, status) {
   }
 }
 
+// ---- the seed box: sliders along the model's latent directions (GET /directions) -------------
+const SLIDERS = 6;  // the first few directions (most variance first)
+let directionsFor = null;  // the model query the sliders were made for
+
+// "0:1.5,3:-2" from the sliders that are not at 0, or "" when all are.
+function editValue() {
+  return $$("#edit-sliders input").filter(s => Number(s.value) !== 0)
+    .map(s => `${s.dataset.index}:${Number(s.value)}`).join(",");
+}
+
+async function loadDirections() {
+  const key = modelQuery(new URLSearchParams()).toString();
+  if (directionsFor === key) return;
+  const box = $("#edit-sliders"), status = $("#edit-status");
+  status.textContent = "computing the model's directions…";
+  status.classList.remove("bad");
+  try {
+    const r = await fetch(`/directions?${key}`);
+    if (!r.ok) throw new Error(await errorText(r));
+    const body = await r.json();
+    directionsFor = key;
+    box.replaceChildren(...body.directions.slice(0, SLIDERS).map(d => {
+      const label = document.createElement("label");
+      label.title = `${(100 * d.variance).toFixed(1)}% of the early features' variance`;
+      const name = document.createElement("span");
+      name.textContent = `direction ${d.index}`;
+      const slider = document.createElement("input");
+      Object.assign(slider, { type: "range", min: "-5", max: "5", step: "0.5", value: "0" });
+      slider.dataset.index = String(d.index);
+      slider.setAttribute("aria-label", `amount along direction ${d.index}`);
+      const out = document.createElement("output");
+      out.textContent = "0";
+      slider.addEventListener("input", () => { out.textContent = slider.value; editSoon(); });
+      label.append(name, slider, out);
+      return label;
+    }));
+    status.textContent = `${body.checkpoint} of ${body.job_id}: ${body.directions.length} directions`;
+  } catch (e) {
+    status.textContent = e.message;
+    status.classList.add("bad");
+  }
+}
+
+let editTimer = 0;
+function editSoon() {  // debounced: one render when the slider rests, not one per pixel of travel
+  clearTimeout(editTimer);
+  editTimer = setTimeout(() => $("#seed-form").requestSubmit(), 250);
+}
+
+function resetEdits() {
+  for (const s of $$("#edit-sliders input")) {
+    s.value = "0";
+    s.nextElementSibling.textContent = "0";
+  }
+  $("#seed-form").requestSubmit();
+}
+
 function onSeed(ev) {
   ev.preventDefault();
   const n = Number($("#n").value);
@@ -517,12 +574,14 @@ function onSeed(ev) {
                                   nrow: String(Math.max(1, Math.round(Math.sqrt(n)))) });
   if ($("#trunc").value) q.set("truncation", $("#trunc").value);
   if ($("#best-of").value) q.set("best_of", $("#best-of").value);
+  if (editValue()) q.set("edit", editValue());
   showImage(`/generate?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
 function onMoreLike() {
   const q = new URLSearchParams({ seed: $("#seed").value || "0", n: "16", nrow: "4", spread: "0.3" });
   if ($("#trunc").value) q.set("truncation", $("#trunc").value);
+  if (editValue()) q.set("edit", editValue());
   showImage(`/variations?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
@@ -575,6 +634,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#more-like").addEventListener("click", onMoreLike);
   $("#nearest-btn").addEventListener("click", onNearest);
   $("#model-job").addEventListener("change", fillEpochChoices);
+  $("#edit-box").addEventListener("toggle", () => { if ($("#edit-box").open) loadDirections(); });
+  $("#edit-reset").addEventListener("click", resetEdits);
+  for (const select of ["#model-job", "#model-epoch"]) {  // another model has other directions
+    $(select).addEventListener("change", () => {
+      directionsFor = null;
+      $("#edit-sliders").replaceChildren();
+      if ($("#edit-box").open) loadDirections();
+    });
+  }
   $("#unpin").addEventListener("click", onUnpin);
   $("main").addEventListener("click", onAction);
   // Widths come as data (the page's Content-Security-Policy allows no inline style attributes).

@@ -241,3 +241,29 @@ def test_jobs_json_is_the_servers_list(monkeypatch, capsys):
     mock_api(monkeypatch, lambda r: httpx.Response(200, json={"jobs": [JOB]}))
     assert cli.main(["jobs", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [JOB]
+
+
+def test_directions_prints_a_table_and_generate_edit_asks_generate_per_seed(monkeypatch, tmp_path, capsys):
+    answer = {"job_id": "j", "checkpoint": "epoch-0002.pt", "max_amount": 10.0,
+              "directions": [{"index": 0, "variance": 0.125, "scale": 1.01},
+                             {"index": 1, "variance": 0.05, "scale": 0.99}]}
+
+    def handler(request):
+        if request.url.path == "/directions":
+            return httpx.Response(200, json=answer)
+        return httpx.Response(200, content=b"png" + request.url.params["seed"].encode(),
+                              headers={"X-Checkpoint": "j/epoch-0002.pt"})
+    seen = mock_api(monkeypatch, handler)
+    assert cli.main(["directions"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == ["  0    12.50%   1.010", "  1     5.00%   0.990"]
+    assert cli.main(["generate", "--seeds", "4-5", "--outdir", str(tmp_path), "--edit", "0:1.5, 3:-2"]) == 0
+    assert [r.url.path for r in seen[1:]] == ["/generate", "/generate"]  # edited faces are not in /faces.zip
+    assert dict(seen[1].url.params) == {"seed": "4", "n": "1", "edit": "0:1.5,3:-2"}
+
+
+@pytest.mark.parametrize("edit", ["0", "0:1e3", "x:1", "0:1,", "100:1"])
+def test_a_malformed_edit_is_refused_before_any_request(monkeypatch, capsys, tmp_path, edit):
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(200))
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--seeds", "1", "--outdir", str(tmp_path), "--edit", edit])
+    assert "is not DIRECTION:AMOUNT" in capsys.readouterr().err and seen == []

@@ -219,3 +219,20 @@ def test_ctrl_c_while_waiting_stops_waiting_not_the_job(url):
         proc.kill()
         c.post(f"/jobs/{job_id}/cancel", headers=AUTH)
         wait_for(lambda: c.get(f"/jobs/{job_id}").json()["state"] == "cancelled", 60, "the job to stop")
+
+
+def test_directions_lists_them_and_generate_edit_moves_the_faces(url, done_job, tmp_path):
+    result = run(url, "directions", "--job", done_job)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(f"{done_job}/epoch-0002.pt: 16 directions") and len(lines) == 2 + 16
+    out = tmp_path / "faces"
+    result = run(url, "generate", "--seeds", "3,4", "--outdir", str(out), "--job", done_job, "--edit", "0:5,2:-3")
+    assert result.returncode == 0, result.stderr
+    c = client(url)
+    for seed in (3, 4):
+        same = c.get("/generate", params={"seed": seed, "n": 1, "job": done_job, "edit": "0:5,2:-3"}).content
+        plain = c.get("/generate", params={"seed": seed, "n": 1, "job": done_job}).content
+        assert (out / f"seed{seed:04d}.png").read_bytes() == same != plain
+    bad = run(url, "generate", "--seeds", "3", "--outdir", str(out), "--edit", "40:1")
+    assert "direction 40 does not exist" in one_line_error(bad)

@@ -195,6 +195,32 @@ def test_more_like_this_shows_the_seeds_face_among_its_variations(page_url, brow
     assert errors == []
 
 
+def test_direction_sliders_move_the_face_and_reset_brings_it_back(page_url, browser_page, tmp_path):
+    page, errors = browser_page
+    page.goto(page_url + "/", wait_until="networkidle")
+    page.fill("#seed", "7")
+    page.select_option("#n", "1")
+    with page.expect_response(lambda r: "/generate?" in r.url) as plain:
+        page.click("#seed-form button[type=submit]")
+    plain_body = plain.value.body()
+    page.click("#edit-box summary")
+    page.wait_for_selector("#edit-sliders input[type=range]")
+    assert page.locator("#edit-sliders input").count() == 6
+    assert "16 directions" in page.locator("#edit-status").inner_text()
+    with page.expect_response(lambda r: "/generate?" in r.url and "edit=" in r.url) as edited:
+        page.locator("#edit-sliders input").nth(0).fill("3")
+        page.locator("#edit-sliders input").nth(2).fill("-2")  # within the debounce: one request for both
+    assert edited.value.status == 200 and "edit=0%3A3%2C2%3A-2" in edited.value.url
+    assert edited.value.body() != plain_body
+    page.wait_for_function("() => document.querySelector('#seed-image').src.startsWith('blob:')")
+    page.locator("#try").screenshot(path=str(tmp_path / "directions.png"))
+    with page.expect_response(lambda r: "/generate?" in r.url) as reset:
+        page.click("#edit-reset")
+    assert "edit" not in reset.value.url and reset.value.body() == plain_body
+    assert page.locator("#edit-sliders output").all_inner_texts() == ["0"] * 6
+    assert errors == []
+
+
 def test_nearest_training_images_show_beside_the_face(page_url, browser_page, tmp_path):
     page, errors = browser_page
     page.goto(page_url + "/", wait_until="networkidle")

@@ -184,3 +184,20 @@ def test_a_pin_survives_a_newer_job_and_checkpoint_pruning_and_unpin_falls_back(
     # unpinned, with no SWD measured (swd_images 0): the newest checkpoint of the last succeeded job
     assert c.delete("/models/default", headers=AUTH).status_code == 204
     assert c.get("/generate?seed=5&n=1").headers["x-checkpoint"] == f"{a}/epoch-0006.pt"
+
+
+def test_directions_then_an_edited_face(trained):
+    c, job_id = trained
+    r = c.get("/directions")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["job_id"] == job_id and len(body["directions"]) == 16 and r.headers["x-checkpoint"].endswith(".pt")
+    plain = c.get("/generate?seed=7&n=4")
+    assert c.get("/generate?seed=7&n=4&edit=0:0").content == plain.content  # amount 0: the plain faces
+    edited = c.get("/generate?seed=7&n=4&edit=0:6,1:-6")
+    assert edited.status_code == 200 and edited.content != plain.content
+    assert Image.open(io.BytesIO(edited.content)).text["edit"] == "0:6.0,1:-6.0"
+    assert not np.array_equal(pixels(edited.content), pixels(plain.content))
+    r = c.get("/generate?seed=7&edit=16:1")
+    assert r.status_code == 422 and "direction 16 does not exist" in r.json()["detail"][0]["msg"]
+    assert c.get("/directions").json() == body  # from the cache: the same
