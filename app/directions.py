@@ -2,7 +2,7 @@
 `edit=K:AMOUNT` query parameter of the image routes.
 
 Computed once per generator: the first request for a checkpoint computes its directions as a
-render (app/render.py: at most RENDER_CONCURRENCY at once, RENDER_QUEUE waiting, beyond that a
+render (app/render.py: at most GENERATE_CONCURRENCY at once, GENERATE_QUEUE waiting, beyond that a
 503; concurrent first requests share the one computation) and one computation runs at a time in
 the process. The result is written atomically to CACHE_DIR/directions/<weights checksum>.json:
 keyed by the weights' content checksum, so a restart, another app process, or a copy of the same
