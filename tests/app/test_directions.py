@@ -92,6 +92,9 @@ def test_an_edit_moves_every_face_and_says_so_in_the_png(tmp_path, served_runs, 
                              ("generate", "seed=5&n=2&best_of=4")]:
             a, b = c.get(f"/{route}?{query}"), c.get(f"/{route}?{query}&edit=1:10")
             assert b.status_code == 200 and np.abs(_pixels(a.content) - _pixels(b.content)).mean() > 0.05, route
+        # "more like this" of an edited face starts from that face
+        tile0 = _pixels(c.get("/variations?seed=5&n=3&edit=1:10").content)[2:98, 2:98]
+        assert np.array_equal(tile0, _pixels(c.get("/generate?seed=5&n=1&edit=1:10").content))
 
 
 def test_bad_edits_are_422_naming_the_problem(served):
