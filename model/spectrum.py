@@ -44,7 +44,8 @@ def prominence(spectrum: torch.Tensor, period: int) -> float:
 def artefact(real_spectrum: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
     """Per period and overall (their mean): the fakes' peak prominence over the reals'."""
     fake_spectrum = power_spectrum(fake)
-    out = {f"artefact_p{p}": round(prominence(fake_spectrum, p) / prominence(real_spectrum, p), 3)
+    # Reals with no energy around a period's bins (flat or blocky pictures) would divide by 0.
+    out = {f"artefact_p{p}": round(prominence(fake_spectrum, p) / max(prominence(real_spectrum, p), 1e-12), 3)
            for p in PERIODS}
     out["artefact"] = round(sum(out.values()) / len(PERIODS), 3)
     return out

@@ -38,6 +38,12 @@ def test_an_untrained_deconv_generator_stamps_a_grid_and_a_resize_one_does_not()
     assert scores["deconv"] > 5 and scores["resize"] < 2, scores
 
 
+def test_blocky_reals_with_no_energy_at_the_peaks_give_a_finite_figure_not_a_crash():
+    reals = torch.nn.functional.interpolate(torch.rand(4, 3, 2, 2) * 2 - 1, size=96, mode="nearest")
+    out = artefact(power_spectrum(reals), smooth_images(4, 1))
+    assert all(isinstance(v, float) and v == v and abs(v) < float("inf") for v in out.values())
+
+
 def test_colour_ratios_are_one_for_the_data_and_see_saturation():
     images = smooth_images(32, 2)
     stats = colour_stats(images)
