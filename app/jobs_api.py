@@ -202,11 +202,15 @@ def _series(job_id: str, path: str, version: tuple[int, int], max_points: int) -
     steps = [r for r in rows if r.get("kind") == "interval"]
     col = lambda rs, k: [r.get(k) for r in rs]  # noqa: E731
     swd_rows = [r for r in epochs if r.get("swd") is not None]
+    copy_rows = [r for r in epochs if r.get("copy_rate") is not None and 0 <= r["copy_rate"] <= 1]
+    distance = [d if d is not None and d >= 0 else None for d in col(copy_rows, "copy_distance")]
     return MetricsSeries(job_id=job_id, epochs=col(epochs, "epoch"), loss_d=col(epochs, "loss_d"),
                          loss_g=col(epochs, "loss_g"), d_x=col(epochs, "d_x"), d_g_z=col(epochs, "d_g_z"),
                          images_per_sec=col(epochs, "images_per_sec"),
                          epoch_seconds=col(epochs, "epoch_seconds"),
                          swd_epochs=col(swd_rows, "epoch"), swd=col(swd_rows, "swd"),
+                         copy_epochs=col(copy_rows, "epoch"), copy_rate=col(copy_rows, "copy_rate"),
+                         copy_distance=distance,
                          steps=col(steps, "step"), step_loss_d=col(steps, "loss_d"),
                          step_loss_g=col(steps, "loss_g"), step_d_x=col(steps, "d_x"),
                          step_d_g_z=col(steps, "d_g_z"))

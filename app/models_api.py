@@ -1,6 +1,8 @@
 """The model /generate serves by default (pin, unpin) and the checkpoints each job keeps."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Response
 
 from app.default_model import read_small_json
@@ -12,6 +14,9 @@ from app.schemas import CardCheckpoint, CardData, CheckpointInfo, CheckpointList
 from model.checkpoint import list_checkpoints, pinned_epochs
 from model.provenance import software
 from model.rundir import RunDir
+
+if TYPE_CHECKING:
+    from app.schemas import MetricsSeries
 
 router = APIRouter(tags=["models"])
 
@@ -45,8 +50,17 @@ def unpin_default_model(registry: RegistryDep) -> Response:
     return Response(status_code=204)
 
 
+def copy_figures(series: MetricsSeries) -> dict[int, dict[str, float | None]]:
+    """{epoch: {"copy_rate", "copy_distance"}} of the epochs whose copy rate was measured."""
+    return {e: {"copy_rate": r, "copy_distance": d}
+            for e, r, d in zip(series.copy_epochs, series.copy_rate, series.copy_distance, strict=True)}
+
+
 @router.get("/jobs/{job_id}/checkpoints", response_model=CheckpointList, responses=problems(404, 422),
-            summary="The checkpoints a job keeps, with their quality and whether one is pinned or served")
+            summary="The checkpoints a job keeps, with their quality and whether one is pinned or served",
+            description="`swd`, `copy_rate` and `copy_distance` are null for a checkpoint whose epoch "
+                        "was not measured (mid-epoch, not a snapshot epoch, swd_images 0, or a run "
+                        "older than the measure).")
 def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
                          settings: SettingsDep) -> CheckpointList:
     run = RunDir(store.run_dir(job_id))
@@ -54,6 +68,7 @@ def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
         store.read(job_id)  # JobNotFound: 404
     series = metric_series(job_id, run, settings)
     swd = dict(zip(series.swd_epochs, series.swd, strict=True))
+    copies = copy_figures(series)
     pinned = pinned_epochs(run.checkpoints)
     pin = registry.pinned()
     try:
@@ -67,8 +82,10 @@ def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
         except OSError:
             continue  # pruned meanwhile
         is_pinned = ref.ends_epoch and (ref.epoch in pinned or pin == (job_id, ref.epoch))
+        measured = ref.ends_epoch  # a mid-epoch checkpoint was never measured
         out.append(CheckpointInfo(epoch=ref.epoch, batch=ref.batch, name=ref.name, bytes=st.st_size,
-                                  modified_at=st.st_mtime, swd=swd.get(ref.epoch) if ref.ends_epoch else None,
+                                  modified_at=st.st_mtime, swd=swd.get(ref.epoch) if measured else None,
+                                  **(copies.get(ref.epoch, {}) if measured else {}),
                                   pinned=is_pinned, served=served == checkpoint_tag(job_id, ref.name)))
     return CheckpointList(job_id=job_id, checkpoints=out)
 
@@ -76,7 +93,8 @@ def list_job_checkpoints(job_id: JobId, store: StoreDep, registry: RegistryDep,
 @router.get("/jobs/{job_id}/card", response_model=ModelCard, responses=problems(404, 422),
             summary="A job's model card: its data, config and quality per kept checkpoint",
             description="The data's fingerprint and counts (as the loader saw them), the training config, "
-                        "and the SWD of each kept end-of-epoch checkpoint with the best of them.")
+                        "and the SWD and copy rate of each kept end-of-epoch checkpoint with the best of "
+                        "them (by SWD).")
 def get_model_card(job_id: JobId, store: StoreDep, settings: SettingsDep) -> ModelCard:
     job = read_view(store, job_id, settings)  # JobNotFound: 404
     run = RunDir(store.run_dir(job_id))
@@ -88,7 +106,8 @@ def get_model_card(job_id: JobId, store: StoreDep, settings: SettingsDep) -> Mod
         card_data = CardData()
     series = metric_series(job_id, run, settings)
     swd = dict(zip(series.swd_epochs, series.swd, strict=True))
-    kept = [CardCheckpoint(epoch=r.epoch, name=r.name, swd=swd.get(r.epoch))
+    copies = copy_figures(series)
+    kept = [CardCheckpoint(epoch=r.epoch, name=r.name, swd=swd.get(r.epoch), **copies.get(r.epoch, {}))
             for r in list_checkpoints(run.checkpoints) if r.ends_epoch]
     scored = [c for c in kept if c.swd is not None]
     return ModelCard(job_id=job_id, software=software(), state=str(job.state.value),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from app.settings import Settings
 from model.config import TrainConfig, field_kind
+from model.nearest import COPY_METRIC
 from model.presets import PRESETS, resolve
 from model.progress import job_fields
 from worker.records import DatasetInfo, JobState, progress_field
@@ -216,6 +217,9 @@ class MetricsSeries(BaseModel):
     epoch_seconds: list[Optional[float]]
     swd_epochs: list[int]
     swd: list[float]
+    copy_epochs: list[int] = []  # the snapshot epochs whose copy rate was measured
+    copy_rate: list[float] = []  # share of the snapshot's faces closer to a training image than copy_distance
+    copy_distance: list[Optional[float]] = []  # that distance (model/nearest.py: half the real-to-real median)
     steps: list[int]
     step_loss_d: list[Optional[float]]
     step_loss_g: list[Optional[float]]
@@ -247,6 +251,8 @@ class CheckpointInfo(BaseModel):
     bytes: int
     modified_at: float
     swd: Optional[float] = None  # quality at that epoch, when it was measured
+    copy_rate: Optional[float] = None  # share of that epoch's snapshot faces that copy a training image
+    copy_distance: Optional[float] = None  # the distance under which a face counted as a copy
     pinned: bool  # kept whatever the pruning: the pinned default model
     served: bool  # what /generate answers with when no job is named
 
@@ -269,6 +275,8 @@ class CardCheckpoint(BaseModel):
     epoch: int
     name: str
     swd: Optional[float] = None
+    copy_rate: Optional[float] = None
+    copy_distance: Optional[float] = None
 
 
 class ModelCard(BaseModel):
@@ -281,6 +289,7 @@ class ModelCard(BaseModel):
     checkpoints: list[CardCheckpoint]  # end-of-epoch checkpoints kept, oldest first
     best: Optional[CardCheckpoint] = None  # the kept checkpoint with the lowest SWD
     swd_metric: str = "sliced Wasserstein distance (lower is better), see docs/training.md"
+    copy_metric: str = COPY_METRIC
 
 
 class ResumeRequest(BaseModel):

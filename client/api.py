@@ -178,3 +178,6 @@ class Api:
 
     def directions(self, params: dict[str, Any]) -> dict:
         return self.request("GET", "/directions", params=params).json()
+
+    def nearest(self, params: dict[str, Any]) -> dict:
+        return self.request("GET", "/nearest", params=params).json()

@@ -127,6 +127,12 @@ def num(x: Any, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def percent(share: Any) -> str:
+    """0.0625 -> `6.2%`; `-` for what is not a share."""
+    ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= 1
+    return f"{share * 100:.1f}%" if ok else "-"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -182,6 +188,8 @@ def status_text(job: dict) -> str:
             lines.append(("D(x)/D(G(z))", f"{num(job['d_x'], 2)} / {num(job.get('d_g_z'), 2)}"))
         if job.get("swd") is not None:
             lines.append(("SWD", num(job["swd"], 4)))
+        if job.get("copy_rate") is not None:
+            lines.append(("copy rate", percent(job["copy_rate"]) + " of the snapshot's faces copy a training image"))
         if job.get("images_per_sec"):
             speed = f"{job['images_per_sec']:.0f} img/s"
             if job["state"] == "running" and job.get("eta_seconds"):
@@ -361,6 +369,40 @@ def cmd_model(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoints_table(checkpoints: list[dict]) -> str:
+    """One line per checkpoint: epoch, file, SWD, copy rate, and whether it is served or pinned."""
+    rows = [("EPOCH", "CHECKPOINT", "SWD", "COPIES", "")]
+    for c in checkpoints:
+        flags = ", ".join(f for f in ("served" if c.get("served") else "", "pinned" if c.get("pinned") else "") if f)
+        epoch = f"{c['epoch']}" + (f" (+{c['batch']} batches)" if c.get("batch") else "")
+        rows.append((epoch, c["name"], num(c.get("swd"), 4), percent(c.get("copy_rate")), flags))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def cmd_checkpoints(api: Api, args: argparse.Namespace) -> int:
+    checkpoints = api.checkpoints(args.job_id)
+    print(json.dumps(checkpoints, indent=1) if args.json else checkpoints_table(checkpoints))
+    return 0
+
+
+def nearest_text(answer: dict) -> str:
+    """GET /nearest's answer: each neighbour's distance beside the real-to-real reference."""
+    ref = answer.get("reference") or 0
+    lines = [f"face {answer['i']} of seed {answer['seed']} ({answer['job_id']}/{answer['checkpoint']}): "
+             f"nearest of {answer['images']} training images; real-to-real reference {num(ref, 1)}"]
+    for n in answer["neighbours"]:
+        share = f"{n['distance'] / ref:.2f} x reference" if ref else "-"
+        lines.append(f"  #{n['index']:<7} distance {num(n['distance'], 1):>7}  ({share})  {n['url']}")
+    return "\n".join(lines)
+
+
+def cmd_nearest(api: Api, args: argparse.Namespace) -> int:
+    answer = api.nearest({"seed": args.seed, "i": args.i, "k": args.k, **image_params(args)})
+    print(json.dumps(answer, indent=1) if args.json else nearest_text(answer))
+    return 0
+
+
 def image_params(args: argparse.Namespace, names: tuple[str, ...] = ("job", "epoch", "truncation", "edit")
                  ) -> dict[str, Any]:
     params: dict[str, Any] = {}
@@ -536,6 +578,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
     p.add_argument("--json", action="store_true", help="print the server's JSON")
 
+    p = command("nearest", cmd_nearest, "the training images nearest to a generated face, with their "
+                                        "distance beside the real-to-real reference")
+    p.add_argument("--seed", type=int, default=42, help="the seed, as for generate (default 42)")
+    p.add_argument("--i", type=int, default=0, help="the face's index within the seed (default 0)")
+    p.add_argument("--k", type=positive_int, default=8, help="how many neighbours (default 8)")
+    p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
+    p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
+    p.add_argument("--truncation", type=float, help="sample noise within this many standard deviations")
+    p.add_argument("--json", action="store_true", help="print the server's JSON")
+
+    p = command("checkpoints", cmd_checkpoints, "list a job's checkpoints with their SWD and copy rate")
+    p.add_argument("job_id", type=job_id, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the server's JSON")
+
     p = command("export", cmd_export, "download a job's generator as a file")
     p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
@@ -551,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.synthetic_images is not None and not args.synthetic:
         build_parser().error("--synthetic-images goes with --synthetic")
-    if args.command in ("generate", "directions") and args.epoch is not None and args.job is None:
+    if args.command in ("generate", "directions", "nearest") and args.epoch is not None and args.job is None:
         build_parser().error("--epoch goes with --job")
     try:
         with Api(args.url, args.token, timeout=args.timeout) as api:

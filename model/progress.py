@@ -48,6 +48,7 @@ class TrainProgress:
     eta_seconds: float | None = _job()
     checkpoint: str | None = _job()  # file name of the newest checkpoint, once there is one
     swd: float | None = _job()  # quality at this epoch, when measured
+    copy_rate: float | None = _job()  # share of the snapshot's faces that copy a training image (model/nearest.py)
     decoded: int | None = _job(when="data")  # data phase: images decoded so far ...
     files: int | None = _job(when="data")  # ... of this many files
     warning: str | None = None  # something a person should know (a damaged checkpoint skipped)

@@ -29,7 +29,8 @@ from model.fsutil import NotARegularFile, atomic_write_bytes, open_regular
 _SNAPSHOT = re.compile(r"^epoch-(\d{4,})\.png$")
 MAX_METRIC_LINE = 64 * 1024  # bytes; a logged row is a few hundred
 _COUNTS = ("epoch", "step")  # whole numbers wherever they appear
-_MEASURES = ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_sec", "epoch_seconds", "swd", "swd_ema")
+_MEASURES = ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_sec", "epoch_seconds", "swd", "swd_ema",
+             "copy_rate", "copy_distance")
 _NEEDS = {"epoch": "epoch", "interval": "step"}  # what each kind of row is indexed by
 
 
@@ -139,14 +140,14 @@ class RunDir:
 
         With `max_rows`, a very long log is thinned as it is read, line by line (memory stays
         bounded whatever the file's size): at most `max_rows` evenly spaced interval rows and as
-        many epoch rows, plus every epoch row that carries an SWD measurement.
+        many epoch rows, plus every epoch row that carries an SWD or copy-rate measurement.
         """
         if max_rows is None:
             return list(self._rows())
         kept: dict[str, _Thinned] = {"interval": _Thinned(max_rows), "epoch": _Thinned(max_rows)}
         measured = []
         for row in self._rows():
-            if row.get("kind") == "epoch" and row.get("swd") is not None:
+            if row.get("kind") == "epoch" and (row.get("swd") is not None or row.get("copy_rate") is not None):
                 measured.append(row)
             elif row.get("kind") in kept:
                 kept[row["kind"]].add(row)

@@ -23,7 +23,7 @@ FOLDER = "tb"
 SCALARS = {
     "loss_d": "loss/D", "loss_g": "loss/G", "d_x": "D/D(x)", "d_g_z": "D/D(G(z))",
     "images_per_sec": "speed/images_per_sec", "epoch_seconds": "speed/epoch_seconds",
-    "swd": "quality/swd", "swd_ema": "quality/swd_ema",
+    "swd": "quality/swd", "swd_ema": "quality/swd_ema", "copy_rate": "quality/copy_rate",
 }
 SNAPSHOT_TAG = "snapshot/fixed_noise"
 

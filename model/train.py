@@ -25,7 +25,8 @@ from model.batches import Batches
 from model.config import ConfigError, TrainConfig
 from model.data import DataError, DecodeStopped, ImageDataset, load_dataset
 from model.fsutil import atomic_write_bytes
-from model.imageio import encode_png, grid_rgb
+from model.imageio import encode_png, grid_rgb, to_uint8
+from model.nearest import NearestIndex
 from model.networks import is_spectral_norm, networks_for
 from model.plan import StepPlan, plan_for
 from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
@@ -114,6 +115,7 @@ class Trainer:
         self.epoch, self.batch, self.step, self.g_updates = 0, 0, 0, 0
         self.epoch_rng = self.data_rng.get_state()  # data stream as the current epoch began
         self._probe: QualityProbe | None = None  # made at the first quality()
+        self._copy_index: NearestIndex | None = None  # built at the first copies(), once per run
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -275,12 +277,24 @@ class Trainer:
         finally:
             self.g.train(was_training)
 
-    def snapshot(self, epoch: int, fixed_noise: torch.Tensor) -> None:
+    def snapshot(self, epoch: int, fixed_noise: torch.Tensor) -> torch.Tensor:
+        """Write the fixed-noise grid of `epoch`; returns its faces (CPU, in [-1, 1])."""
         text = provenance(self.rundir.root.name, epoch, ckpt.checkpoint_name(epoch), None, "snapshot",
                           seed=self.cfg.seed, faces=f"the run's fixed noise ({len(fixed_noise)} rows)",
                           nrow=self.cfg.grid_nrow, truncation=None)
-        png = encode_png(grid_rgb(self.generate(fixed_noise), nrow=self.cfg.grid_nrow), text=text)
+        faces = self.generate(fixed_noise)
+        png = encode_png(grid_rgb(faces, nrow=self.cfg.grid_nrow), text=text)
         atomic_write_bytes(self.rundir.snapshot_path(epoch), png)
+        return faces
+
+    def copies(self, faces: torch.Tensor) -> dict[str, Any]:
+        """{"copy_rate", "copy_distance"} of `faces` (the snapshot's, in [-1, 1]) against the
+        training images, by model/nearest.py's rule. The index over the dataset is built at the
+        first call (one pass over the decoded images) and kept for the run."""
+        if self._copy_index is None:
+            self._copy_index = NearestIndex.build(self.dataset.images)
+        rate, limit = self._copy_index.copy_rate(to_uint8(faces).numpy())
+        return {"copy_rate": round(rate, 4), "copy_distance": round(limit, 3)}
 
     def quality(self) -> dict[str, Any]:
         """SWD between a fixed sample of real images and as many generated ones (raw G and, when
@@ -360,8 +374,8 @@ def resume_latest(trainer: Trainer, notify: ProgressFn) -> Path | None:
 
 class _Journal:
     """What train() records as the loop runs: metrics rows and progress reports every
-    `log_every` batches; at each epoch's end the snapshot grid, SWD, checkpoint, metrics row and
-    TensorBoard; a mid-epoch checkpoint when stopped."""
+    `log_every` batches; at each epoch's end the snapshot grid, SWD and copy rate, checkpoint,
+    metrics row and TensorBoard; a mid-epoch checkpoint when stopped."""
 
     def __init__(self, trainer: Trainer, notify: ProgressFn, last_checkpoint: Path | None) -> None:
         self.trainer, self.notify, self.last_checkpoint = trainer, notify, last_checkpoint
@@ -406,14 +420,16 @@ class _Journal:
         row = {"kind": "epoch", "epoch": epoch, "step": t.step, **means, "epoch_seconds": round(seconds, 3)}
         snapshot = epoch in self.snapshot_epochs
         if snapshot:
-            t.snapshot(epoch, self.fixed_noise)
+            faces = t.snapshot(epoch, self.fixed_noise)
             if t.cfg.swd_images:
                 row.update(t.quality())
+                row.update(t.copies(faces))
         self.last_checkpoint = self.writer.submit(t.state(), epoch)
         t.rundir.append_metrics(row)
         self.tb.epoch(row, t.step, t.rundir.snapshot_path(epoch) if snapshot else None)
         self._report(means, self._seconds_left(means["images_per_sec"]), epoch_end=True,
-                     checkpoint=self.last_checkpoint.name, swd=row.get("swd"))
+                     checkpoint=self.last_checkpoint.name, swd=row.get("swd"),
+                     copy_rate=row.get("copy_rate"))
         self.meter.exclude(time.perf_counter() - epoch_end)
 
     def finish(self, stopped: bool) -> None:

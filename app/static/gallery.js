@@ -119,6 +119,10 @@ function drawCharts(card) {
   ], { xlabel: dxSteps ? "step" : "epoch", ylabel: "D output", yrange: [0, 1] });
   plot($("[data-chart=swd]", card), m.swd_epochs, [{ name: "SWD ×10³", cls: "q", ys: m.swd }],
        { xlabel: "epoch", ylabel: "SWD ×10³", empty: "measured at snapshot epochs (swd_images > 0)" });
+  plot($("[data-chart=copies]", card), m.copy_epochs || [],
+       [{ name: "copy rate %", cls: "c", ys: (m.copy_rate || []).map(v => v * 100) }],
+       { xlabel: "epoch", ylabel: "copies %", yrange: [0, 100],
+         empty: "measured at snapshot epochs (swd_images > 0)" });
 }
 
 async function loadCharts(card) {
@@ -479,7 +483,9 @@ async function fillEpochChoices() {
   const epochs = new Map();
   for (const c of (await r.json()).checkpoints) {
     if (c.batch) continue;  // a mid-epoch checkpoint (kept to resume) is no choice here
-    const notes = [c.swd !== null && c.swd !== undefined ? `SWD ${c.swd.toFixed(2)}` : "", c.pinned ? "pinned" : ""];
+    const notes = [c.swd !== null && c.swd !== undefined ? `SWD ${c.swd.toFixed(2)}` : "",
+                   typeof c.copy_rate === "number" ? `copies ${Math.round(c.copy_rate * 100)}%` : "",
+                   c.pinned ? "pinned" : ""];
     epochs.set(c.epoch, [`epoch ${c.epoch}`, ...notes.filter(Boolean)].join(" · "));
   }
   for (const [e, label] of epochs) select.add(new Option(label, String(e)));

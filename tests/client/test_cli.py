@@ -267,3 +267,44 @@ def test_a_malformed_edit_is_refused_before_any_request(monkeypatch, capsys, tmp
     with pytest.raises(SystemExit):
         cli.main(["generate", "--seeds", "1", "--outdir", str(tmp_path), "--edit", edit])
     assert "is not DIRECTION:AMOUNT" in capsys.readouterr().err and seen == []
+
+
+NEAREST = {"job_id": "20260101-000000-abcdef", "checkpoint": "epoch-0005.pt", "seed": 7, "i": 2, "images": 300,
+           "reference": 200.0, "metric": "block means",
+           "neighbours": [{"index": 17, "distance": 50.0, "url": "/jobs/20260101-000000-abcdef/training-images/17.png"},
+                          {"index": 3, "distance": 310.5, "url": "/jobs/20260101-000000-abcdef/training-images/3.png"}]}
+
+
+def test_nearest_prints_each_neighbour_beside_the_reference(monkeypatch, capsys):
+    seen = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json=NEAREST)
+    monkeypatch.setattr(cli, "Api", partial(Api, transport=httpx.MockTransport(answer)))
+    assert cli.main(["nearest", "--seed", "7", "--i", "2", "--k", "2", "--job", NEAREST["job_id"],
+                     "--epoch", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert dict(seen[0].params) == {"seed": "7", "i": "2", "k": "2", "job": NEAREST["job_id"], "epoch": "5"}
+    assert "real-to-real reference 200.0" in out[0] and "300 training images" in out[0]
+    assert "#17" in out[1] and "0.25 x reference" in out[1] and out[1].endswith("/training-images/17.png")
+    assert "1.55 x reference" in out[2]
+    with pytest.raises(SystemExit):
+        cli.main(["nearest", "--epoch", "5"])  # an epoch names a job's checkpoint
+
+
+def test_checkpoints_and_status_show_the_copy_rate(monkeypatch, capsys):
+    listed = [{"epoch": 1, "batch": 0, "name": "epoch-0001.pt", "swd": 12.5, "copy_rate": 0.0625,
+               "copy_distance": 100.0, "pinned": False, "served": False},
+              {"epoch": 2, "batch": 0, "name": "epoch-0002.pt", "swd": None, "copy_rate": None,
+               "copy_distance": None, "pinned": True, "served": True}]
+    monkeypatch.setattr(cli, "Api", partial(Api, transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, json={"job_id": JOB["job_id"], "checkpoints": listed}))))
+    assert cli.main(["checkpoints", JOB["job_id"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["EPOCH", "CHECKPOINT", "SWD", "COPIES"]
+    assert lines[1].split() == ["1", "epoch-0001.pt", "12.5000", "6.2%"]
+    assert lines[2].split() == ["2", "epoch-0002.pt", "-", "-", "served,", "pinned"]
+    assert "copy rate     6.2% of the snapshot's faces" in cli.status_text({**JOB, "copy_rate": 0.0625})
+    assert "copy rate" not in cli.status_text({**JOB, "copy_rate": None})
+    assert cli.percent("0.5") == cli.percent(7) == cli.percent(True) == "-"

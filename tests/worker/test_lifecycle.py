@@ -51,9 +51,10 @@ def test_finished_jobs_cannot_start(state):
 def test_report_takes_epochs_done_and_losses_from_the_event_as_is():
     event = TrainProgress("train", 2, 4, step=12, batch=0, batches_per_epoch=6, epoch_end=True, loss_d=0.5,
                           loss_g=2.0, d_x=0.8, d_g_z=0.2, images_per_sec=100.0, eta_seconds=3.0,
-                          checkpoint="epoch-0002.pt", swd=123.4)
+                          checkpoint="epoch-0002.pt", swd=123.4, copy_rate=0.125)
     rec = lifecycle.report(record(S.RUNNING), event)
     assert (rec.epoch, rec.step, rec.checkpoint, rec.swd, rec.loss_g) == (2, 12, "epoch-0002.pt", 123.4, 2.0)
+    assert rec.copy_rate == 0.125
     # an interval report mid-epoch keeps the values it does not carry
     later = lifecycle.report(rec, TrainProgress("train", 2, 4, step=14, batch=2, loss_d=0.4))
     assert (later.epoch, later.step, later.loss_d, later.checkpoint, later.swd) == (2, 14, 0.4, "epoch-0002.pt", 123.4)

@@ -1,0 +1,79 @@
+"""The copy rate (model/nearest.py's rule) and its measurement at snapshot epochs (model/train.py)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.data import load_dataset
+from model.nearest import COPY_FRACTION, NearestIndex
+from model.plan import plan_for
+from model.rundir import RunDir
+from model.train import Trainer, train
+from tests.helpers import tiny_config
+
+GREYS = (0, 60, 200)  # nearest others 60, 60 and 140 grey levels away: median 60
+UNIT = math.sqrt(432)  # block-mean distance between two flat images one grey level apart
+
+
+def flat(levels) -> np.ndarray:
+    """Flat grey 96x96 images: block features equal to the level in every one of 432 numbers."""
+    return np.stack([np.full((3, 96, 96), v, np.uint8) for v in levels])
+
+
+def test_a_face_is_a_copy_when_nearer_than_half_the_real_to_real_median():
+    index = NearestIndex.build(flat(GREYS))
+    assert index.reference() == pytest.approx(60 * UNIT, rel=1e-4)
+    assert index.copy_distance() == pytest.approx(COPY_FRACTION * 60 * UNIT, rel=1e-4)
+    rate, limit = index.copy_rate(flat([0, 29, 100, 130, 171, 240]))  # 0, 29, 40, 70, 29 and 40 levels off
+    assert limit == index.copy_distance()
+    assert rate == pytest.approx(3 / 6)  # under 30 levels off: 0, 29 and 171 are copies
+
+
+def test_repeated_images_do_not_shrink_the_reference_to_zero():
+    once = NearestIndex.build(flat(GREYS))
+    many = NearestIndex.build(flat(GREYS * 7))  # each picture seven times: a memorisation test's data
+    assert many.reference() == pytest.approx(once.reference(), rel=1e-4)
+    assert many.copy_rate(flat(GREYS))[0] == 1.0
+    assert NearestIndex.build(flat([9] * 5)).copy_rate(flat([9]))[0] == 0.0  # one distinct image: no reference
+
+
+def test_many_faces_are_measured_in_bounded_slices_and_match_a_plain_search():
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, (300, 3, 96, 96), dtype=np.uint8)
+    index = NearestIndex.build(data)
+    faces = np.concatenate([data[:40], rng.integers(0, 256, (560, 3, 96, 96), dtype=np.uint8)])
+    rate, _ = index.copy_rate(faces)
+    assert rate == pytest.approx(40 / 600)
+    got = index.nearest_distances(index.feats[:20].astype(np.float32), rows=7)  # 3 slices
+    assert np.allclose(got, 0, atol=1e-2)
+
+
+def test_a_generator_that_returns_its_training_images_copies_them_all(image_folder, tmp_path):
+    """The trainer's measurement end to end, with the faces set to training images exactly."""
+    cfg = tiny_config(swd_images=16)
+    dataset = load_dataset(image_folder, 96)
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), dataset, plan_for(cfg, torch.device("cpu")))
+    copies = torch.from_numpy(np.asarray(dataset.images[:64])).float().div(127.5).sub(1)
+    assert trainer.copies(copies)["copy_rate"] == 1.0
+    noise = torch.rand(64, 3, 96, 96) * 2 - 1  # static is nowhere near a smooth training image
+    found = trainer.copies(noise)
+    assert found["copy_rate"] == 0.0 and found["copy_distance"] > 0
+
+
+def test_each_measured_snapshot_epoch_logs_its_copy_rate(image_folder, tmp_path):
+    reports = []
+    train(tiny_config(swd_images=16, snapshot_epochs=(2,)), tmp_path, reports.append, data_dir=image_folder)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    epochs = {r["epoch"]: r for r in rows if r["kind"] == "epoch"}
+    assert "copy_rate" not in epochs[1]  # not a snapshot epoch
+    assert 0 <= epochs[2]["copy_rate"] <= 1 and epochs[2]["copy_distance"] > 0
+    assert [r.copy_rate for r in reports if r.epoch_end] == [None, epochs[2]["copy_rate"]]
+
+
+def test_no_copy_rate_when_quality_is_not_measured(image_folder, tmp_path):
+    train(tiny_config(swd_images=0), tmp_path, data_dir=image_folder)
+    assert "copy_rate" not in (tmp_path / "metrics.jsonl").read_text()
