@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from model.data import load_dataset
-from model.nearest import COPY_FRACTION, NearestIndex
+from model.nearest import COPY_FRACTION, NearestIndex, block_features
 from model.plan import plan_for
 from model.rundir import RunDir
+from model.synth import draw_face, write_dataset
 from model.train import Trainer, train
 from tests.helpers import tiny_config
 
@@ -74,6 +75,28 @@ def test_each_measured_snapshot_epoch_logs_its_copy_rate(image_folder, tmp_path)
     assert [r.copy_rate for r in reports if r.epoch_end] == [None, epochs[2]["copy_rate"]]
 
 
-def test_no_copy_rate_when_quality_is_not_measured(image_folder, tmp_path):
-    train(tiny_config(swd_images=0), tmp_path, data_dir=image_folder)
-    assert "copy_rate" not in (tmp_path / "metrics.jsonl").read_text()
+def synthetic(indices) -> np.ndarray:
+    return np.stack([np.asarray(draw_face(0, i)).transpose(2, 0, 1) for i in indices])
+
+
+def test_new_faces_of_the_same_kind_are_not_copies_and_noisy_or_1px_shifted_copies_are():
+    """What a healthy generator would draw at best (faces of the data's kind it never saw) against
+    what a memorising one draws (its training faces, a little noisy or off by a pixel)."""
+    train_faces, new_faces = synthetic(range(128)), synthetic(range(128, 192))
+    index = NearestIndex.build(train_faces)
+    assert index.copy_rate(new_faces)[0] == 0.0
+    nearest_new = index.nearest_distances(np.rint(block_features(new_faces)))
+    assert nearest_new.min() > 1.1 * index.copy_distance()  # a margin, not a coin toss
+    noisy = np.clip(train_faces[:64] + np.random.default_rng(0).normal(0, 12, (64, 3, 96, 96)), 0, 255)
+    assert index.copy_rate(noisy.astype(np.uint8))[0] == 1.0
+    assert index.copy_rate(np.roll(train_faces[:64], (1, 1), axis=(2, 3)))[0] == 1.0
+
+
+@pytest.mark.slow
+def test_a_healthy_job_on_synthetic_faces_copies_none_of_them(tmp_path):
+    """Real training on procedural faces: its snapshot faces are measured and none is a copy."""
+    write_dataset(tmp_path / "data", 64, workers=1)
+    train(tiny_config(swd_images=16, epochs=2, snapshot_epochs=(1, 2)), tmp_path / "run", data_dir=tmp_path / "data")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["copy_rate"] for r in rows if r["kind"] == "epoch"]
+    assert len(rates) == 2 and max(rates) < 0.1
