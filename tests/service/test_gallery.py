@@ -112,9 +112,10 @@ def test_training_images_sit_beside_the_progression_and_every_chart_has_legend_a
     assert abs(reals_box["y"] - newest["y"]) < 2 and newest["x"] < reals_box["x"]  # side by side
     assert abs(reals_box["width"] - newest["width"]) < 2 and newest["width"] >= 300
     legends = {chart: card.locator(f"figure:has(svg[data-chart={chart}]) .legend li").all_inner_texts()
-               for chart in ("loss", "dx", "swd")}
+               for chart in ("loss", "dx", "swd", "copies")}
     assert legends == {"loss": ["D loss", "G loss"], "dx": ["D(x): real images", "D(G(z)): generated"],
-                       "swd": ["SWD ×10³"]}
+                       "swd": ["SWD ×10³"], "copies": ["snapshot faces that copy a training image, %"]}
+    assert "swd_images > 0" in card.locator("svg[data-chart=copies]").inner_text()  # this job measures none
     titles = {chart: card.locator(f"svg[data-chart={chart}] text.axis-title").all_text_contents()
               for chart in ("loss", "dx")}
     assert titles == {"loss": ["step", "loss"], "dx": ["step", "D output"]}

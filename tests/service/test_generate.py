@@ -201,3 +201,18 @@ def test_directions_then_an_edited_face(trained):
     r = c.get("/generate?seed=7&edit=16:1")
     assert r.status_code == 422 and "direction 16 does not exist" in r.json()["detail"][0]["msg"]
     assert c.get("/directions").json() == body  # from the cache: the same
+
+
+def test_the_workers_copy_rate_reaches_the_job_its_checkpoints_metrics_and_card(trained):
+    """A job that measures quality: the real worker's reports and metrics rows carry the copy rate."""
+    c, _ = trained
+    job_id = submit(c, epochs=2, snapshot_epochs=[2], swd_images=16, seed=31)
+    wait_job(c, job_id, {"succeeded"})
+    listed = {x["epoch"]: x for x in c.get(f"/jobs/{job_id}/checkpoints").json()["checkpoints"]}
+    assert listed[1]["copy_rate"] is None  # not a snapshot epoch: not measured
+    rate = listed[2]["copy_rate"]
+    assert 0 <= rate <= 1 and listed[2]["copy_distance"] > 0
+    assert c.get(f"/jobs/{job_id}").json()["copy_rate"] == rate
+    assert c.get(f"/jobs/{job_id}/metrics").json()["copy_rate"] == [rate]
+    card = c.get(f"/jobs/{job_id}/card").json()
+    assert [ck["copy_rate"] for ck in card["checkpoints"]] == [None, rate]
