@@ -115,7 +115,7 @@ def test_training_images_sit_beside_the_progression_and_every_chart_has_legend_a
                for chart in ("loss", "dx", "swd", "copies")}
     assert legends == {"loss": ["D loss", "G loss"], "dx": ["D(x): real images", "D(G(z)): generated"],
                        "swd": ["SWD ×10³"], "copies": ["snapshot faces that copy a training image, %"]}
-    assert "swd_images > 0" in card.locator("svg[data-chart=copies]").inner_text()  # this job measures none
+    assert "swd_images > 0" in card.locator("svg[data-chart=copies]").text_content()  # this job measures none
     titles = {chart: card.locator(f"svg[data-chart={chart}] text.axis-title").all_text_contents()
               for chart in ("loss", "dx")}
     assert titles == {"loss": ["step", "loss"], "dx": ["step", "D output"]}
