@@ -26,6 +26,7 @@ from model.checkpoint import SERVING_ENTRIES, CheckpointError, CheckpointRef, lo
 from model.config import TrainConfig
 from model.fsutil import atomic_open
 from model.provenance import generator_checksum, software
+from model.rundir import RunDir
 from model.sampling import networks_from_checkpoint
 
 FORMAT = "dcgan-faces-generator/1"
@@ -86,6 +87,21 @@ def data_metadata(run_root: Path) -> dict[str, str]:
         return {}
     keep = {k: data[k] for k in ("fingerprint", "images", "files_found", "skipped", "skipped_by_reason") if k in data}
     return {"training_data": json.dumps(keep, sort_keys=True)} if keep else {}
+
+
+def quality_metadata(run_root: Path, ref: CheckpointRef) -> dict[str, str]:
+    """The model card's quality part for an end-of-epoch checkpoint: its epoch's SWD and copy
+    rate (metrics.jsonl), where they were measured."""
+    if not ref.ends_epoch:
+        return {}
+    found: dict[str, float] = {}
+    for row in RunDir(run_root).read_metrics(max_rows=1):  # thinning keeps every measured row
+        if row.get("kind") == "epoch" and row.get("epoch") == ref.epoch:
+            found = {k: row[k] for k in ("swd", "swd_ema", "copy_rate", "copy_distance")
+                     if row.get(k) is not None}
+    if not 0 <= found.get("copy_rate", 0) <= 1:
+        found.pop("copy_rate")
+    return {"quality": json.dumps(found, sort_keys=True)} if found else {}
 
 
 def _first_line(exc: Exception) -> str:
@@ -156,5 +172,6 @@ def export_run(checkpoints: Path, epoch: int | None, fmt: str, out: Path, job_id
         meta = {**generator_metadata(state, ref, job_id), **data_metadata(Path(checkpoints).parent)}
     except Exception as exc:  # weights that do not fit its config, a config from a future version...
         raise CheckpointError(f"{ref.name}: unusable checkpoint ({_first_line(exc)})") from None
+    meta.update(quality_metadata(Path(checkpoints).parent, ref))
     export_generator(g, meta, fmt, out)
     return Exported(Path(out), fmt, ref, meta)

@@ -238,3 +238,21 @@ def test_the_export_command_has_help(capsys):
         main(["export", "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "--format {safetensors,onnx,torchscript}" in out and "--out" in out
+
+
+def test_an_export_carries_its_epochs_swd_and_copy_rate_when_measured(run_dir, tmp_path):
+    from model.checkpoint import CheckpointRef
+    from model.export import quality_metadata
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(
+        '{"kind":"epoch","epoch":2,"step":4,"swd":12.5,"copy_rate":0.0625,"copy_distance":80.0}\n'
+        '{"kind":"epoch","epoch":3,"step":6,"swd":11.0,"copy_rate":9,"copy_distance":80.0}\n'
+        '{"kind":"epoch","epoch":4,"step":8,"copy_rate":"all"}\n')
+    ref = lambda e, b=0: CheckpointRef(e, b, run / "checkpoints" / f"epoch-{e:04d}.pt")  # noqa: E731
+    assert json.loads(quality_metadata(run, ref(2))["quality"]) == {"swd": 12.5, "copy_rate": 0.0625,
+                                                                     "copy_distance": 80.0}
+    assert json.loads(quality_metadata(run, ref(3))["quality"]) == {"swd": 11.0, "copy_distance": 80.0}
+    assert quality_metadata(run, ref(4)) == {} and quality_metadata(run, ref(2, 1)) == {}
+    done = export_run(RunDir(run_dir).checkpoints, None, "torchscript", tmp_path / "g.pt", job_id=run_dir.name)
+    assert "quality" not in done.metadata  # that run logged no measurement
