@@ -211,14 +211,16 @@ def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, ma
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {last.get('g_updates', '-')} | "
                      f"{last.get('images_seen', '-')} |")
     lines.append(f"\n{dataset}: checkerboard (artefact: generated peak prominence at periods 2 and 3 over the "
-                 f"data's; 1 = like the data) and saturation over the data's, at {budget:g} CPU-min")
-    lines.append("| config | artefact | period 2 | period 3 | saturation | brightness |")
-    lines.append("|---|---|---|---|---|---|")
+                 f"data's; 1 = like the data), saturation, brightness and colour noise over the data's, "
+                 f"at {budget:g} CPU-min")
+    lines.append("| config | artefact | period 2 | period 3 | saturation | brightness | colour noise |")
+    lines.append("|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         last = next((r for r in rows if r["minutes"] == budget), None)
         if last is not None and "artefact" in last:
             lines.append(f"| {name} | {last['artefact']:.2f} | {last['artefact_p2']:.2f} | {last['artefact_p3']:.2f} "
-                         f"| {last['saturation_ratio']:.2f} | {last['brightness_ratio']:.2f} |")
+                         f"| {last['saturation_ratio']:.2f} | {last['brightness_ratio']:.2f} "
+                         f"| {last.get('colour_noise_ratio', float('nan')):.2f} |")
     ref = swd_at(results.get("demo", []), budget)
     if ref is not None:
         thresholds = [(f"{f}x demo@{budget:g}", ref * v) for f, v in (("1.5", 1.5), ("1", 1.0), ("2/3", 2 / 3))]

@@ -120,12 +120,13 @@ def main() -> None:
         rows, faces = measure(args.work, dataset, args.config)
         all_rows[dataset], all_faces[dataset] = rows, faces
         ref = rows[0]["swd"]
-        print(f"\n== {dataset} ({args.config}, {N} faces): SWD x10^3 (and over ema's), checkerboard, saturation")
-        print("| option | SWD | / ema | artefact | saturation |")
-        print("|---|---|---|---|---|")
+        print(f"\n== {dataset} ({args.config}, {N} faces): SWD x10^3 (and over ema's), checkerboard, "
+              "saturation, colour noise")
+        print("| option | SWD | / ema | artefact | saturation | colour noise |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['option']} | {r['swd']:.1f} | {r['swd'] / ref:.2f} | {r['artefact']:.2f} | "
-                  f"{r['saturation_ratio']:.2f} |")
+                  f"{r['saturation_ratio']:.2f} | {r['colour_noise_ratio']:.2f} |")
     (args.work / f"sampling-{args.config}.json").write_text(json.dumps(all_rows, indent=1))
     if args.pictures:
         picture(all_faces, args.pictures / "sampling-options.jpg")

@@ -5,7 +5,11 @@
   A transposed convolution whose kernel overlaps its stride unevenly (the seed's 4x4 stride 2
   and 5x5 stride 3) stamps such patterns (Odena, Dumoulin and Olah 2016); 1 = as prominent as
   in the data, larger = a visible grid texture;
-- colour: mean HSV saturation and per-channel means, generated over real (1 = the data's).
+- colour: mean HSV saturation and per-channel means, generated over real (1 = the data's), and
+  colour noise: the fine-scale energy of the colour-difference channels (Cb, Cr: what is left
+  after a 3x3 box blur), generated over real. Faces that look "oversaturated" were measured to
+  be the opposite (saturation 0.89-0.96 of the data's) with speckled hue (colour noise up to 1.75x
+  the data's while the brightness channel's fine detail matches): BENCHMARKS.md, "Colour".
 
 A peak's prominence is the mean power at its frequencies (horizontal, vertical and both
 diagonals, 96/period cycles per image) over the mean power of the ring of frequencies two bins
@@ -51,16 +55,27 @@ def artefact(real_spectrum: torch.Tensor, fake: torch.Tensor) -> dict[str, float
     return out
 
 
+def fine_energy(channel: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between (N, H, W) planes and their 3x3 box blur (edges replicated)."""
+    x = channel.unsqueeze(1)
+    blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    return (x - blur).pow(2).mean()
+
+
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
-    """[mean saturation, mean R, mean G, mean B] of images in [-1, 1], on a 0..1 scale."""
+    """[mean saturation, mean R, mean G, mean B, colour noise] of images in [-1, 1], on a 0..1
+    scale; colour noise is the fine-scale energy of Cb plus Cr (ITU-R BT.601)."""
     x = images.float().add(1).div(2).clamp(0, 1)
     hi, lo = x.amax(dim=1), x.amin(dim=1)
     saturation = torch.where(hi > 0, (hi - lo) / hi.clamp_min(1e-6), torch.zeros_like(hi))
-    return torch.cat([saturation.mean().view(1), x.mean(dim=(0, 2, 3))])
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    noise = fine_energy(0.564 * (x[:, 2] - luma)) + fine_energy(0.713 * (x[:, 0] - luma))
+    return torch.cat([saturation.mean().view(1), x.mean(dim=(0, 2, 3)), noise.view(1)])
 
 
 def colour(real_stats: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
-    """Saturation and brightness of the fakes over the reals' (1 = the data's)."""
+    """Saturation, brightness and colour noise of the fakes over the reals' (1 = the data's)."""
     f = colour_stats(fake)
     return {"saturation_ratio": round(float(f[0] / real_stats[0].clamp_min(1e-6)), 3),
-            "brightness_ratio": round(float(f[1:].mean() / real_stats[1:].mean().clamp_min(1e-6)), 3)}
+            "brightness_ratio": round(float(f[1:4].mean() / real_stats[1:4].mean().clamp_min(1e-6)), 3),
+            "colour_noise_ratio": round(float(f[4] / real_stats[4].clamp_min(1e-9)), 3)}

@@ -47,9 +47,19 @@ def test_blocky_reals_with_no_energy_at_the_peaks_give_a_finite_figure_not_a_cra
 def test_colour_ratios_are_one_for_the_data_and_see_saturation():
     images = smooth_images(32, 2)
     stats = colour_stats(images)
-    assert colour(stats, images) == {"saturation_ratio": 1.0, "brightness_ratio": 1.0}
+    assert colour(stats, images) == {"saturation_ratio": 1.0, "brightness_ratio": 1.0, "colour_noise_ratio": 1.0}
     grey = images.mean(dim=1, keepdim=True).expand_as(images)
     assert colour(stats, grey)["saturation_ratio"] < 0.1
+
+
+def test_colour_noise_sees_speckled_hue_and_not_fine_brightness_detail():
+    images = smooth_images(32, 3) * 0.5  # away from the clamp, which would turn grey speckle into colour
+    stats = colour_stats(images)
+    speckle = torch.randn(32, 3, 96, 96, generator=torch.Generator().manual_seed(0)) * 0.1
+    hue_speckled = images + speckle - speckle.mean(dim=1, keepdim=True)  # colour only
+    luma_speckled = (images + speckle.mean(dim=1, keepdim=True).expand_as(images) * 1.7)
+    assert colour(stats, hue_speckled)["colour_noise_ratio"] > 3
+    assert colour(stats, luma_speckled)["colour_noise_ratio"] < 1.5
 
 
 def test_each_snapshot_epoch_records_the_measures_beside_swd(image_folder, tmp_path):
@@ -58,5 +68,5 @@ def test_each_snapshot_epoch_records_the_measures_beside_swd(image_folder, tmp_p
     epochs = [r for r in rows if r["kind"] == "epoch"]
     for r in epochs:  # epoch 1 asked for, epoch 2 the last
         assert {"swd", "swd_ema", "artefact", "artefact_p2", "artefact_p3", "saturation_ratio",
-                "brightness_ratio"} <= r.keys()
+                "brightness_ratio", "colour_noise_ratio"} <= r.keys()
         assert r["artefact"] > 0 and r["saturation_ratio"] > 0
