@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.latents import LatentNotFound
 from app.registry import BadModelRequest, Busy, NoModel
 from app.schemas import Problem
 from worker.datasource import DataSourceError
@@ -40,6 +41,31 @@ class FormatUnavailable(Exception):
     exporter failed)."""
 
 
+class BadQuery(Exception):
+    """Parameters that are each valid but do not go together (e.g. latent with seed); the
+    message names them."""
+
+
+class BadUpload(Exception):
+    """An uploaded picture that cannot be used (not an image of its Content-Type, truncated,
+    animated, too many pixels...); the message says what is wrong with it."""
+
+
+class UploadTooLarge(Exception):
+    """A request body over the route's limit (413)."""
+
+
+class UnsupportedUpload(Exception):
+    """An upload whose Content-Type is not one of the accepted ones (415)."""
+
+
+class ProjectionBusy(Exception):
+    """As many projections running and waiting as this server allows."""
+
+    def __init__(self) -> None:
+        super().__init__("busy with other projections; retry in a few seconds")
+
+
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         304: "Not modified: the If-None-Match ETag still matches",
@@ -47,6 +73,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such job, snapshot or checkpoint",
         409: "The job is in a state that does not allow this",
         413: "Request body too large",
+        415: "Unsupported Content-Type (the detail lists the accepted ones)",
         422: "Invalid parameters (the detail names each one)",
         429: "Too many jobs queued or running; retry later (Retry-After)",
         503: "Not available now: no model yet, the queue is unreachable, or the server is busy "
@@ -60,7 +87,10 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 # exception -> (status, headers): Retry-After where retrying helps
 _STATUS: dict[type[Exception], tuple[int, dict[str, str]]] = {
-    JobNotFound: (404, {}), Missing: (404, {}), BadModelRequest: (404, {}),
+    JobNotFound: (404, {}), Missing: (404, {}), BadModelRequest: (404, {}), LatentNotFound: (404, {}),
+    BadQuery: (422, {}), BadUpload: (422, {}), UnsupportedUpload: (415, {}),
+    UploadTooLarge: (413, {}),
+    ProjectionBusy: (503, {"Retry-After": "10"}),
     JobConflict: (409, {}), JobDamaged: (409, {}), CannotExport: (409, {}),
     TooManyJobs: (429, {"Retry-After": "5"}),
     IdempotencyKeyReused: (422, {}), DataSourceError: (422, {}),

@@ -11,9 +11,21 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import apidocs, directions_api, export_api, gallery, images_api, jobs_api, models_api, nearest_api, ops_api
+from app import (
+    apidocs,
+    directions_api,
+    export_api,
+    gallery,
+    images_api,
+    jobs_api,
+    models_api,
+    nearest_api,
+    ops_api,
+    project_api,
+)
 from app.directions import DirectionsCache
 from app.errors import install_error_handlers
+from app.latents import LatentStore
 from app.middleware import BodyLimitMiddleware, FiniteNumbersMiddleware, SecurityHeadersMiddleware
 from app.observability import LatencyMiddleware, Metrics
 from app.queue import QueueSender, celery_sender
@@ -72,10 +84,13 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
                                   settings.generate_queue, settings.max_zip_streams,
                                   settings.render_batch_window_ms, settings.render_batch_rows)
     app.state.directions = DirectionsCache(settings.cache_dir, app.state.renderer)
+    app.state.projector = project_api.ProjectionLane(settings.project_concurrency, settings.project_queue)
+    app.state.latents = LatentStore(settings.latents_dir, settings.max_latents)
     app.state.metrics = Metrics(store)
     # The routers whose bounds are settings are made for this app (their caps show in its schema).
     for router in (jobs_api.router(settings), images_api.router(settings), models_api.router,
-                   export_api.router(settings), nearest_api.router, directions_api.router, ops_api.router,
+                   export_api.router(settings), nearest_api.router, directions_api.router, project_api.router,
+                   ops_api.router,
                    gallery.router):
         app.include_router(router)
     app.include_router(apidocs.router)

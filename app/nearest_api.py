@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
+import torch
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
 from app.default_model import read_small_json
 from app.deps import RegistryDep, RendererDep, SettingsDep, StoreDep
 from app.errors import Missing, problems
-from app.images_api import EpochQ, JobQ, Seed, Truncation, _model
+from app.images_api import EpochQ, JobQ, LatentQ, Seed, Truncation, _latent_model, _model
 from app.jobs_api import JobId
 from app.registry import Busy, Loaded
 from app.render import etag
@@ -48,6 +49,7 @@ class NearestQuery:
     i: int
     k: int
     truncation: float | None
+    latent: str | None = None  # a stored latent's ID: its face instead of face i of the seed
 
 
 def _dataset(store: JobStore, settings: Settings, job_id: str) -> tuple[str, np.ndarray]:
@@ -96,12 +98,15 @@ def _index(fp: str, images: np.ndarray) -> NearestIndex:
     return index
 
 
-def _search(model: Loaded, q: NearestQuery, fp: str, images: np.ndarray) -> bytes:
-    face = to_uint8(run_generator(model.g, sample_noise(q.seed, [q.i], model.g.nz, q.truncation))).numpy()
+def _search(model: Loaded, q: NearestQuery, fp: str, images: np.ndarray, latent: torch.Tensor | None = None
+            ) -> bytes:
+    noise = latent if latent is not None else sample_noise(q.seed, [q.i], model.g.nz, q.truncation)
+    face = to_uint8(run_generator(model.g, noise)).numpy()
     index = _index(fp, images)
     found = index.nearest(block_features(face)[0], q.k)
+    which = {"latent": q.latent} if latent is not None else {"seed": q.seed, "i": q.i}
     return json.dumps({
-        "job_id": model.job_id, "checkpoint": model.ref.name, "seed": q.seed, "i": q.i,
+        "job_id": model.job_id, "checkpoint": model.ref.name, **which,
         "neighbours": [{"index": i, "distance": round(d, 3),
                         "url": f"/jobs/{model.job_id}/training-images/{i}.png"} for i, d in found],
         "reference": round(index.reference(), 3), "images": len(index), "metric": METRIC}).encode()
@@ -115,20 +120,28 @@ router = APIRouter(tags=["images"])
             description="Face `i` of `seed` (as /generate draws it), its `k` nearest training images of "
                         "the model's job, ascending, and `reference`: the median distance from a real "
                         "image to its nearest other real image. A neighbour much closer than `reference` "
-                        "suggests a copy. `metric` says what the distance is.")
+                        "suggests a copy. `metric` says what the distance is. latent=ID (from POST "
+                        "/project) searches for that latent's face instead (without seed, i or truncation).")
 async def nearest(request: Request, registry: RegistryDep, renderer: RendererDep, store: StoreDep,
                   settings: SettingsDep, seed: Seed = 42,
                   i: Annotated[int, Query(ge=0, lt=MAX_INDEX, description="face index within the seed"),
                                WrittenAsInteger] = 0,
                   k: Annotated[int, Query(ge=1, le=MAX_K, description="neighbours to return"),
                                WrittenAsInteger] = 8,
-                  truncation: Truncation = None, job: JobQ = None, epoch: EpochQ = None) -> Response:
+                  truncation: Truncation = None, job: JobQ = None, epoch: EpochQ = None,
+                  latent: LatentQ = None) -> Response:
     import anyio.to_thread
-    model = await _model(registry, job, epoch)
+    if latent is not None:
+        stored, model = await _latent_model(request, registry, latent, job, epoch, {
+            "seed": "the latent is the face's noise", "i": "the latent is one face",
+            "truncation": "the latent is used as it is"})
+        query, noise = NearestQuery(0, 0, k, None, latent=stored.id), stored.noise()
+    else:
+        model = await _model(registry, job, epoch)
+        query, noise = NearestQuery(seed, i, k, truncation), None
     fp, images = await anyio.to_thread.run_sync(_dataset, store, settings, model.job_id)
-    query = NearestQuery(seed, i, k, truncation)
     try:
-        body, hit = await renderer.get(etag(model, query), lambda: _search(model, query, fp, images))
+        body, hit = await renderer.get(etag(model, query), lambda: _search(model, query, fp, images, noise))
     except Busy:
         raise Busy("busy searching; retry in a second") from None
     return Response(body, media_type="application/json", headers={"X-Checkpoint": model.tag,

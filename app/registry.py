@@ -74,6 +74,10 @@ class Loaded:
     d: Discriminator | None
     backend: str = "torch"  # what runs g: part of every ETag (backends agree to ~1e-5, not bit for bit)
     checksum: str | None = None  # the served weights' content checksum (model/provenance.py)
+    # The eval-mode torch G (the same object as g under the torch backend): POST /project needs
+    # its gradients, which onnxruntime does not give. Its weights are G's size, at most
+    # max_loaded of them.
+    torch_g: Generator | None = None
 
     @property
     def tag(self) -> str:
@@ -302,6 +306,7 @@ class ModelRegistry:
         try:
             state = load_checkpoint(ref.path, entries=SERVING_ENTRIES)
             g, d = networks_from_checkpoint(state, self.device, with_discriminator=True)
+            torch_g = g
             g = serving_generator(g, self.backend)
             checksum = generator_checksum(state)
         except CheckpointError as exc:
@@ -311,7 +316,7 @@ class ModelRegistry:
             msg = f"{ref.name}: unusable checkpoint ({type(exc).__name__})"
             self._remember_bad(identity, msg)
             raise CheckpointError(msg) from None
-        return Loaded(job_id, ref, identity, g, d, self.backend, checksum)
+        return Loaded(job_id, ref, identity, g, d, self.backend, checksum, torch_g)
 
     def _remember_bad(self, identity: str, why: str) -> None:
         with self._lock:

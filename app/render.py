@@ -51,6 +51,7 @@ class GridQuery:
     truncation: float | None
     format: str
     edit: Edits = ()
+    latent: str | None = None  # a stored latent's ID: the grid is its face alone (n 1, no seed)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class StripQuery:
     truncation: float | None
     format: str
     edit: Edits = ()
+    latent: str | None = None  # a stored latent's ID: the walk starts at its face, not seed_a's
 
 
 @dataclass(frozen=True)
@@ -138,21 +140,28 @@ def model_text(model: Loaded, kind: str, edit: Edits = (), **options) -> dict[st
 
 def grid_text(model: Loaded, q: GridQuery) -> dict[str, str]:
     """A grid's provenance. nrow is the one the grid has (at most n), so a one-face grid says
-    the same whatever nrow asked for: /faces.zip members equal /generate?seed=S&n=1."""
+    the same whatever nrow asked for: /faces.zip members equal /generate?seed=S&n=1. A latent's
+    face names the latent instead of a seed and faces."""
+    if q.latent is not None:
+        return model_text(model, "grid", q.edit, latent=q.latent, n=1, nrow=1)
     return model_text(model, "grid", q.edit, seed=q.seed, faces=grid_faces(q.n, q.best_of), n=q.n,
                       nrow=min(q.nrow, q.n), truncation=q.truncation, best_of=q.best_of)
 
 
 # The render_* functions take the model's directions when the query has edits
 # (app/directions.edits_for); the edits move the noise, so G's pass and the encoding are unchanged.
+# A stored latent (app/latents.py) comes as its noise, (1, nz, 1, 1), and is edited like any face.
 
-def render_grid(model: Loaded, q: GridQuery, directions: Directions | None = None) -> Staged | Callable[[], bytes]:
+def render_grid(model: Loaded, q: GridQuery, directions: Directions | None = None,
+                latent: torch.Tensor | None = None) -> Staged | Callable[[], bytes]:
     def finish(images: torch.Tensor) -> bytes:
         text = grid_text(model, q) if q.format == "png" else None
         return encode_image(grid_rgb(images, nrow=q.nrow), q.format, text)
 
     def edited(noise: torch.Tensor) -> torch.Tensor:
         return edit_noise(noise, directions, q.edit)
+    if latent is not None:
+        return Staged(model, lambda: edited(latent.clone()), finish)
     if q.best_of:  # D's ranking (of the plain faces) needs its own passes: not batched
         return lambda: finish(best_of(model.g, model.d, q.seed, q.n, q.best_of, q.truncation, edited))
     return Staged(model, lambda: edited(sample_noise(q.seed, range(q.n), model.g.nz, q.truncation)), finish)
@@ -169,15 +178,20 @@ def render_variations(model: Loaded, q: VariationsQuery, directions: Directions 
                                             directions, q.edit), finish)
 
 
-def render_strip(model: Loaded, q: StripQuery, directions: Directions | None = None) -> Staged:
+def render_strip(model: Loaded, q: StripQuery, directions: Directions | None = None,
+                 latent: torch.Tensor | None = None) -> Staged:
+    """The walk of `q`; with `latent` (q.latent's noise) it starts at that face instead of seed_a's."""
+    start = {"latent": q.latent} if latent is not None else {"seed_a": q.seed_a}
+
     def finish(images: torch.Tensor) -> bytes:
         if q.format == "gif":
             return encode_gif(frames_rgb(images))
-        text = model_text(model, "interpolation", q.edit, seed_a=q.seed_a, seed_b=q.seed_b, faces=0,
+        text = model_text(model, "interpolation", q.edit, **start, seed_b=q.seed_b, faces=0,
                           steps=q.steps, truncation=q.truncation) if q.format == "png" else None
         return encode_image(grid_rgb(images, nrow=q.steps), q.format, text)
     return Staged(model, lambda: edit_noise(interpolation_noise(q.seed_a, q.seed_b, q.steps, model.g.nz,
-                                                                q.truncation), directions, q.edit), finish)
+                                                                q.truncation, start=latent),
+                                            directions, q.edit), finish)
 
 
 class ByteLRU:

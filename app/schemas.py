@@ -328,3 +328,19 @@ class DirectionsInfo(BaseModel):
     features: str  # which activations of G
     max_amount: float  # |AMOUNT| allowed per edit
     max_edits: int  # edits allowed per request
+
+
+class Projected(BaseModel):
+    """What POST /project found: a latent whose face reproduces the picture, and how closely."""
+    latent: str = Field(description="its ID: use it as latent=ID in /generate, /nearest and /interpolate")
+    psnr: float = Field(description="dB, the projected face against the picture as cropped and resized to "
+                                    "the model's size (20 dB and more: a close likeness)")
+    job_id: str
+    epoch: int
+    checkpoint: str = Field(description="job_id/epoch-NNNN.pt, the checkpoint it was projected on")
+    checkpoint_checksum: Optional[str] = None
+    steps: int = Field(description="optimiser steps taken")
+    seconds: float
+    stopped: Literal["steps", "time"] = Field(description="which bound ended it: PROJECT_STEPS or PROJECT_SECONDS")
+    url: str = Field(description="the face: /generate?latent=ID&n=1")
+    nearest_url: str = Field(description="its nearest training images: /nearest?latent=ID")

@@ -3,6 +3,7 @@ limits, read once from the environment (and an optional .env file)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -36,8 +37,21 @@ class Settings(ServiceSettings):
     render_batch_rows: int = Field(64, ge=1, le=4096)  # noise rows per shared forward pass at most
     max_zip_streams: int = Field(4, ge=1)  # /faces.zip answers streaming at once per app process
     response_cache_bytes: int = Field(64 * 2**20, ge=0)  # rendered images kept per app process
+    # POST /project: Adam steps and wall-time seconds per projection (whichever ends it first),
+    # seeded starts optimised together, projections computed at once and allowed to wait
+    # (beyond: 503 + Retry-After), and projected latents kept (the oldest are pruned)
+    project_steps: int = Field(200, ge=1, le=5000)
+    project_seconds: float = Field(30.0, gt=0, le=600)
+    project_starts: int = Field(8, ge=1, le=64)
+    project_concurrency: int = Field(1, ge=1, le=16)
+    project_queue: int = Field(1, ge=0, le=64)
+    max_latents: int = Field(10_000, ge=1)
     model_check_seconds: float = Field(1.0, ge=0)  # how stale "the newest checkpoint" may be
     max_metric_points: int = Field(2000, ge=10, le=100_000)  # points per series in /jobs/{id}/metrics
+
+    @property
+    def latents_dir(self) -> Path:
+        return self.runs_dir / "_latents"
 
 
 @lru_cache

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -192,12 +193,32 @@ def decode_image(path: Path, size: int, budget: _MemoryBudget = _UNLIMITED) -> n
     try:
         if os.path.getsize(path) == 0:
             raise BadImage("empty file")
-        with Image.open(path, formats=PIL_FORMATS) as im:
+    except OSError:
+        raise BadImage("unreadable") from None
+    return _decode(path, size, budget, PIL_FORMATS, MAX_PIXELS, single_frame=False)
+
+
+def decode_upload(data: bytes, size: int, formats: tuple[str, ...], max_pixels: int) -> np.ndarray:
+    """An uploaded picture (its bytes, which may be anything) -> uint8 3 x size x size, as
+    decode_image makes training images: centre-cropped to a square, resized to `size`. Only the
+    decoders in `formats` may read it, at most `max_pixels` are decoded, and an animated file
+    (more than one frame) is refused: BadImage with a short reason for each problem."""
+    if not data:
+        raise BadImage("empty file")
+    return _decode(io.BytesIO(data), size, _UNLIMITED, formats, max_pixels, single_frame=True)
+
+
+def _decode(source: Path | BinaryIO, size: int, budget: _MemoryBudget, formats: tuple[str, ...],
+            max_pixels: int, single_frame: bool) -> np.ndarray:
+    try:
+        with Image.open(source, formats=formats) as im:
+            if single_frame and getattr(im, "n_frames", 1) != 1:
+                raise BadImage("animated (more than one frame)")
             im.draft(None, (size, size))  # JPEG: let libjpeg decode big photos at a reduced scale
             w, h = im.size
             if min(w, h) < MIN_SIDE:
                 raise BadImage(f"smaller than {MIN_SIDE}px")
-            if w * h > MAX_PIXELS:
+            if w * h > max_pixels:
                 raise BadImage("too many pixels")
             # the decoded image, one converted copy of it (float32 for 16-bit) and the RGB result
             with budget.reserve(w * h * (_MODE_BYTES.get(im.mode, 8) + 4 + 3)):

@@ -112,9 +112,10 @@ def best_of(g: Generator, d: Discriminator, seed: int, n: int, candidates: int,
 
 
 def interpolation_noise(seed_a: int, seed_b: int, steps: int, nz: int,
-                        truncation: float | None = None) -> torch.Tensor:
-    """`steps` noise rows walking from image 0 of seed_a to image 0 of seed_b along the sphere."""
-    a = sample_noise(seed_a, [0], nz, truncation)[0]
+                        truncation: float | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+    """`steps` noise rows walking from image 0 of seed_a (or from `start`, a (1, nz, 1, 1) noise
+    row such as a projected latent, used as it is) to image 0 of seed_b along the sphere."""
+    a = start[0] if start is not None else sample_noise(seed_a, [0], nz, truncation)[0]
     b = sample_noise(seed_b, [0], nz, truncation)[0]
     ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
     return torch.stack([slerp(a, b, t) for t in ts])
