@@ -181,3 +181,8 @@ class Api:
 
     def nearest(self, params: dict[str, Any]) -> dict:
         return self.request("GET", "/nearest", params=params).json()
+
+    def project(self, picture: bytes, media_type: str, params: dict[str, Any] | None = None) -> dict:
+        """POST /project: the latent whose face reproduces `picture` (the raw file bytes)."""
+        return self.request("POST", "/project", auth=True, content=picture, params=params or {},
+                            headers={"Content-Type": media_type}).json()

@@ -90,6 +90,12 @@ def job_id(text: str) -> str:
     return text
 
 
+def latent_id(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{24}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a latent ID (24 hex digits, as `project` prints)")
+    return text
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -484,6 +490,46 @@ def cmd_generate(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate_latent(api: Api, args: argparse.Namespace) -> int:
+    """The face of a projected latent, as `<outdir>/latent-<ID>.png`."""
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    dest = args.outdir / f"latent-{args.latent}.png"
+    params = {"latent": args.latent, "n": 1, **image_params(args)}
+    answer = api.download("/generate", dest, params=params)
+    print(f"wrote {dest} from {answer.headers.get('X-Checkpoint', 'the checkpoint it was projected on')}")
+    return 0
+
+
+MAX_PICTURE_BYTES = 64 * 2**20  # the server takes far less (MAX_BODY_BYTES); this only bounds our read
+PICTURE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def picture_type(head: bytes) -> str | None:
+    """The Content-Type of a PNG, JPEG or WebP file from its first bytes (None for anything else)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((media for magic, media in PICTURE_TYPES if head.startswith(magic)), None)
+
+
+def cmd_project(api: Api, args: argparse.Namespace) -> int:
+    """POST the picture to /project; print the latent and its PSNR, and with --out save its face."""
+    path: Path = args.image
+    if path.stat().st_size > MAX_PICTURE_BYTES:
+        raise ApiError(f"{path} is over {MAX_PICTURE_BYTES // 2**20} MB; send a smaller picture")
+    with path.open("rb") as f:
+        picture = f.read(MAX_PICTURE_BYTES + 1)
+    media = picture_type(picture[:16])
+    if media is None:
+        raise ApiError(f"{path} is not a PNG, JPEG or WebP file")
+    answer = api.project(picture, media, image_params(args))
+    print(f"latent {answer['latent']}  psnr {answer['psnr']:.1f} dB  ({answer['checkpoint']}, "
+          f"{answer['steps']} steps, {answer['seconds']:.1f} s)")
+    if args.out is not None:
+        api.download("/generate", args.out, params={"latent": answer["latent"], "n": 1})
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_export(api: Api, args: argparse.Namespace) -> int:
     api.export(args.job_id, args.format, args.out, args.epoch)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
@@ -562,9 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("unpin", cmd_unpin, "go back to serving the newest checkpoint of any job")
     command("model", cmd_model, "show which checkpoint /generate serves")
 
-    p = command("generate", cmd_generate, "write one PNG per seed into a folder")
-    p.add_argument("--seeds", type=parse_seeds, required=True, metavar="SEEDS",
-                   help="seeds like 0-63 or 1,5,9-12")
+    p = command("generate", cmd_generate, "write one PNG per seed (or a projected latent's face) into a folder")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seeds", type=parse_seeds, metavar="SEEDS", help="seeds like 0-63 or 1,5,9-12")
+    which.add_argument("--latent", type=latent_id, metavar="ID",
+                       help="a latent `project` found: writes its face as latent-ID.png")
     p.add_argument("--outdir", type=Path, required=True, metavar="DIR")
     p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
     p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
@@ -592,6 +640,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--json", action="store_true", help="print the server's JSON")
 
+    p = command("project", cmd_project, "find the latent whose face best reproduces a picture (PNG, JPEG "
+                                        "or WebP); prints its ID and PSNR")
+    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also save the projected face as this PNG")
+    p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
+    p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
+    p.set_defaults(truncation=None)
+
     p = command("export", cmd_export, "download a job's generator as a file")
     p.add_argument("job_id", type=job_id, metavar="ID")
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
@@ -607,8 +663,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.synthetic_images is not None and not args.synthetic:
         build_parser().error("--synthetic-images goes with --synthetic")
-    if args.command in ("generate", "directions", "nearest") and args.epoch is not None and args.job is None:
+    if args.command in ("generate", "directions", "nearest", "project") and args.epoch is not None \
+            and args.job is None:
         build_parser().error("--epoch goes with --job")
+    if args.command == "generate" and args.latent is not None:
+        if args.truncation is not None:
+            build_parser().error("--truncation goes with --seeds (a latent is used as it is)")
+        args.func = cmd_generate_latent
     try:
         with Api(args.url, args.token, timeout=args.timeout) as api:
             return args.func(api, args)

@@ -308,3 +308,39 @@ def test_checkpoints_and_status_show_the_copy_rate(monkeypatch, capsys):
     assert "copy rate     6.2% of the snapshot's faces" in cli.status_text({**JOB, "copy_rate": 0.0625})
     assert "copy rate" not in cli.status_text({**JOB, "copy_rate": None})
     assert cli.percent("0.5") == cli.percent(7) == cli.percent(True) == "-"
+
+
+def test_project_posts_the_picture_with_its_type_and_prints_the_latent(monkeypatch, tmp_path, capsys):
+    lid = "0123456789abcdef01234567"
+
+    def handler(request):
+        if request.url.path == "/project":
+            assert request.headers["authorization"] == "Bearer t"
+            assert request.headers["content-type"] == "image/jpeg" and request.content == picture
+            return httpx.Response(200, json={"latent": lid, "psnr": 23.456, "checkpoint": "j/epoch-0002.pt",
+                                             "steps": 200, "seconds": 4.2})
+        assert dict(request.url.params) == {"latent": lid, "n": "1"}
+        return httpx.Response(200, content=b"face", headers={"X-Checkpoint": "j/epoch-0002.pt"})
+    seen = mock_api(monkeypatch, handler)
+    picture = b"\xff\xd8\xff\xe0" + b"jpeg" * 10
+    (tmp_path / "me.jpg").write_bytes(picture)
+    out = tmp_path / "face.png"
+    assert cli.main(["--token", "t", "project", str(tmp_path / "me.jpg"), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"latent {lid}  psnr 23.5 dB  (j/epoch-0002.pt, 200 steps, 4.2 s)", f"wrote {out}"]
+    assert out.read_bytes() == b"face" and [r.url.path for r in seen] == ["/project", "/generate"]
+    assert cli.main(["--token", "t", "generate", "--latent", lid, "--outdir", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / f"latent-{lid}.png").read_bytes() == b"face"
+
+
+def test_project_refuses_a_file_that_is_no_picture_and_a_bad_latent_id(monkeypatch, tmp_path, capsys):
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(500))
+    (tmp_path / "notes.txt").write_text("hello")
+    assert cli.main(["--token", "t", "project", str(tmp_path / "notes.txt")]) == 1
+    assert "not a PNG, JPEG or WebP file" in capsys.readouterr().err and seen == []
+    for argv in (["generate", "--latent", "xyz", "--outdir", "o"],
+                 ["generate", "--latent", "0" * 24, "--seeds", "1", "--outdir", "o"],
+                 ["generate", "--latent", "0" * 24, "--truncation", "0.5", "--outdir", "o"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
