@@ -190,8 +190,10 @@ async function authed(method, url, body) {
       sessionStorage.setItem(TOKEN_KEY, token);
     }
     const headers = { Authorization: `Bearer ${token}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const raw = body instanceof Blob;  // a file goes as it is, with its own type
+    if (body !== undefined) headers["Content-Type"] = raw ? body.type : "application/json";
+    const r = await fetch(url, { method, headers,
+                                 body: body === undefined ? undefined : raw ? body : JSON.stringify(body) });
     if (r.status !== 401) return r;
     sessionStorage.removeItem(TOKEN_KEY);
   }
@@ -591,14 +593,12 @@ function onMoreLike() {
   showImage(`/variations?${modelQuery(q)}`, $("#seed-image"), $("#seed-status"));
 }
 
-async function onNearest() {
-  const box = $("#nearest"), status = $("#nearest-status");
-  const q = new URLSearchParams({ seed: $("#seed").value || "0", i: "0", k: "8" });
-  if ($("#trunc").value) q.set("truncation", $("#trunc").value);
+// The training images nearest to a face (GET /nearest with `q`), as figures in `box`.
+async function showNearest(q, box, status, subject) {
   status.textContent = "searching the training images…";
   status.classList.remove("bad");
   try {
-    const r = await fetch(`/nearest?${modelQuery(q)}`);
+    const r = await fetch(`/nearest?${q}`);
     if (!r.ok) throw new Error(await errorText(r));
     const body = await r.json();
     box.replaceChildren(...body.neighbours.map((n) => {
@@ -613,11 +613,51 @@ async function onNearest() {
     }));
     box.hidden = false;
     const near = body.neighbours.length ? body.neighbours[0].distance : NaN;
-    status.textContent = `nearest of ${body.images} training images to face 0 of seed ${body.seed}: ` +
+    status.textContent = `nearest of ${body.images} training images to ${subject}: ` +
       `distance ${near.toFixed(0)}; a real image's nearest other real image is typically ` +
       `${body.reference.toFixed(0)} away (much closer suggests a copy)`;
   } catch (e) {
     box.hidden = true;
+    status.textContent = e.message;
+    status.classList.add("bad");
+  }
+}
+
+function onNearest() {
+  const q = new URLSearchParams({ seed: $("#seed").value || "0", i: "0", k: "8" });
+  if ($("#trunc").value) q.set("truncation", $("#trunc").value);
+  showNearest(modelQuery(q), $("#nearest"), $("#nearest-status"), `face 0 of seed ${q.get("seed")}`);
+}
+
+const PICTURE_TYPES = ["image/png", "image/jpeg", "image/webp"];
+
+// POST /project with the chosen file; show it beside the face found, its PSNR and its nearest.
+async function onProject(ev) {
+  ev.preventDefault();
+  const file = $("#project-file").files[0];
+  const status = $("#project-status"), pair = $("#project-pair");
+  status.classList.remove("bad");
+  if (!file || !PICTURE_TYPES.includes(file.type)) {
+    status.textContent = "choose a PNG, JPEG or WebP picture";
+    status.classList.add("bad");
+    return;
+  }
+  status.textContent = "looking for the face closest to your picture (this takes a while)…";
+  try {
+    const r = await authed("POST", `/project?${modelQuery(new URLSearchParams())}`, file);
+    if (!r.ok) throw new Error(await errorText(r));
+    const body = await r.json();
+    const picture = $("#project-picture");
+    if (picture.src.startsWith("blob:")) URL.revokeObjectURL(picture.src);
+    picture.src = URL.createObjectURL(file);
+    $("#project-face").src = body.url;
+    $("#project-caption").textContent = `the model's closest face: ${body.psnr.toFixed(1)} dB PSNR`;
+    pair.hidden = false;
+    status.textContent = `latent ${body.latent} on ${body.checkpoint} after ${body.steps} steps ` +
+      `(${body.seconds.toFixed(1)} s); ${body.psnr >= 20 ? "a close likeness" : "only a loose likeness"}`;
+    const q = new URLSearchParams({ latent: body.latent, k: "8" });
+    showNearest(q, $("#project-nearest"), $("#project-nearest-status"), "the projected face");
+  } catch (e) {
     status.textContent = e.message;
     status.classList.add("bad");
   }
@@ -639,6 +679,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#more-like").addEventListener("click", onMoreLike);
   $("#nearest-btn").addEventListener("click", onNearest);
+  $("#project-form").addEventListener("submit", onProject);
   $("#model-job").addEventListener("change", fillEpochChoices);
   $("#edit-box").addEventListener("toggle", () => { if ($("#edit-box").open) loadDirections(); });
   $("#edit-reset").addEventListener("click", resetEdits);
