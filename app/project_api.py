@@ -21,9 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
 from app.deps import Authorized, RegistryDep, SettingsDep
 from app.errors import BadUpload, ProjectionBusy, UnsupportedUpload, UploadTooLarge, problems
@@ -139,9 +138,9 @@ router = APIRouter(tags=["images"])
                          "/nearest and /interpolate. Projections beyond PROJECT_CONCURRENCY running and "
                          "PROJECT_QUEUE waiting get 503 with Retry-After.")
 async def project_picture(request: Request, registry: RegistryDep, settings: SettingsDep,
-                          job: JobQ = None, epoch: EpochQ = None,
-                          content_type: Annotated[str | None, Header(max_length=200)] = None) -> Projected:
-    media = (content_type or "").split(";")[0].strip().lower()
+                          job: JobQ = None, epoch: EpochQ = None) -> Projected:
+    # Read here, not declared as a header parameter: the request body's media types say it.
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()[:100]
     if media not in UPLOAD_FORMATS:
         raise UnsupportedUpload(f"send the picture as the raw body with Content-Type {', '.join(UPLOAD_FORMATS)}"
                                 f" (not {media or 'none'})")

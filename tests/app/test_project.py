@@ -16,8 +16,10 @@ from PIL import Image
 
 from app.latents import LatentNotFound, LatentStore, latent_id
 from app.main import create_app
-from model.projection import psnr
-from tests.app.conftest import AUTH, make_settings
+from model.imageio import to_uint8
+from model.projection import PROJECT_SEED, psnr
+from model.sampling import run_generator, sample_noise
+from tests.app.conftest import AUTH, make_settings, trained_job
 
 PNG = {**AUTH, "Content-Type": "image/png"}
 
@@ -54,7 +56,34 @@ def projected(served):
     return c, job_id, face, r.json()
 
 
-def test_a_face_the_model_made_projects_back_above_20_db_and_its_latent_draws_it(projected):
+@pytest.fixture(scope="module")
+def varied_runs(tmp_path_factory, image_folder):
+    """A tiny job trained long enough that its faces differ (the 2-epoch one draws the same grey
+    face for every seed, so any latent would reproduce it)."""
+    runs = tmp_path_factory.mktemp("varied") / "runs"
+    return runs, trained_job(runs, image_folder, epochs=8, lr=1e-3).job_id
+
+
+def test_a_face_the_model_made_projects_back_above_20_db_far_above_where_it_started(tmp_path, varied_runs,
+                                                                                     queue):
+    runs, job_id = varied_runs
+    settings = make_settings(tmp_path)
+    shutil.copytree(runs, settings.runs_dir)
+    with TestClient(create_app(settings, enqueue=queue)) as c:
+        g = c.app.state.registry.get().torch_g
+        for seed in (5, 6):
+            face = c.get(f"/generate?seed={seed}&n=1").content
+            starts = to_uint8(run_generator(g, sample_noise(PROJECT_SEED, range(8), g.nz))).permute(0, 2, 3, 1)
+            closest_start = max(psnr(s.numpy(), pixels(face)) for s in starts)
+            r = c.post("/project", content=face, headers=PNG)
+            assert r.status_code == 200, r.text
+            found = r.json()
+            drawn = pixels(c.get(found["url"]).content)
+            assert psnr(drawn, pixels(face)) >= 20 and psnr(drawn, pixels(face)) >= closest_start + 10, (
+                found, closest_start)
+
+
+def test_a_latents_face_is_its_own_cached_image_with_its_provenance(projected):
     c, job_id, face, body = projected
     assert body["psnr"] >= 20 and body["job_id"] == job_id and body["checkpoint"] == f"{job_id}/epoch-0002.pt"
     assert body["url"] == f"/generate?latent={body['latent']}&n=1" and body["stopped"] == "steps"
