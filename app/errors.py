@@ -59,6 +59,10 @@ class UnsupportedUpload(Exception):
     """An upload whose Content-Type is not one of the accepted ones (415)."""
 
 
+class CannotStore(Exception):
+    """A file the answer depends on could not be written (a full or read-only disk): 503."""
+
+
 class ProjectionBusy(Exception):
     """As many projections running and waiting as this server allows."""
 
@@ -90,7 +94,7 @@ _STATUS: dict[type[Exception], tuple[int, dict[str, str]]] = {
     JobNotFound: (404, {}), Missing: (404, {}), BadModelRequest: (404, {}), LatentNotFound: (404, {}),
     BadQuery: (422, {}), BadUpload: (422, {}), UnsupportedUpload: (415, {}),
     UploadTooLarge: (413, {}),
-    ProjectionBusy: (503, {"Retry-After": "10"}),
+    ProjectionBusy: (503, {"Retry-After": "10"}), CannotStore: (503, {}),
     JobConflict: (409, {}), JobDamaged: (409, {}), CannotExport: (409, {}),
     TooManyJobs: (429, {"Retry-After": "5"}),
     IdempotencyKeyReused: (422, {}), DataSourceError: (422, {}),

@@ -25,7 +25,7 @@ from functools import partial
 from fastapi import APIRouter, Request
 
 from app.deps import Authorized, RegistryDep, SettingsDep
-from app.errors import BadUpload, ProjectionBusy, UnsupportedUpload, UploadTooLarge, problems
+from app.errors import BadUpload, CannotStore, ProjectionBusy, UnsupportedUpload, UploadTooLarge, problems
 from app.images_api import EpochQ, JobQ, _model
 from app.latents import LatentStore
 from app.registry import Loaded
@@ -112,8 +112,12 @@ def _project(model: Loaded, body: bytes, media: str, settings: Settings, latents
         raise BadUpload(f"the picture cannot be used: {reason}") from None
     found = project(model.torch_g, target, settings.project_steps, settings.project_starts,
                     settings.project_seconds)
-    checksum = model.checksum or "unknown"
-    stored = latents.save(model.job_id, model.ref.epoch, model.ref.name, checksum, found.z, found.psnr)
+    try:
+        stored = latents.save(model.job_id, model.ref.epoch, model.ref.name, model.checksum or "unknown",
+                              found.z, found.psnr)
+    except OSError as exc:
+        raise CannotStore(f"the latent could not be stored on this server ({type(exc).__name__}: "
+                          f"{exc.strerror or 'write failed'}); try again later") from None
     return Projected(latent=stored.id, psnr=stored.psnr, job_id=model.job_id, epoch=model.ref.epoch,
                      checkpoint=model.tag, checkpoint_checksum=model.checksum, steps=found.steps,
                      seconds=round(found.seconds, 3), stopped=found.stopped,

@@ -65,8 +65,9 @@ def project(g: nn.Module, target: np.ndarray, steps: int = 200, starts: int = 8,
     At most `steps` Adam steps in all and about `seconds` of wall time (checked after each step):
     the first quarter of the steps moves all `starts` rows, the rest only the best of them."""
     began = time.monotonic()
-    want = torch.from_numpy(np.ascontiguousarray(target)).float().div(127.5).sub(1).unsqueeze(0)
-    z = sample_noise(PROJECT_SEED, range(starts), g.nz).clone().requires_grad_(True)
+    device = next(g.parameters()).device
+    want = torch.from_numpy(np.ascontiguousarray(target)).float().div(127.5).sub(1).unsqueeze(0).to(device)
+    z = sample_noise(PROJECT_SEED, range(starts), g.nz).to(device).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=LR)
     best_loss, best_z = math.inf, z[0].detach().clone()
     split = max(1, steps // 4) if starts > 1 else 0
@@ -96,5 +97,5 @@ def project(g: nn.Module, target: np.ndarray, steps: int = 200, starts: int = 8,
         if float(last[row]) < best_loss:
             best_z = z[row].detach().clone()
         face = to_uint8(g(best_z.unsqueeze(0)).float().cpu())[0].numpy()
-    return Projection(best_z.flatten().float().contiguous(), psnr(face, np.asarray(target)), done,
+    return Projection(best_z.flatten().float().cpu().contiguous(), psnr(face, np.asarray(target)), done,
                       time.monotonic() - began, stopped)

@@ -279,3 +279,19 @@ def test_the_store_keeps_the_newest_latents_and_ids_hash_checksum_and_values(tmp
     assert latent_id("crc32:0000abcd", back.z) == ids[2] != latent_id("crc32:0000abce", back.z)
     with pytest.raises(LatentNotFound):
         store.load(ids[0])
+
+
+def test_a_store_that_cannot_be_written_is_a_503_and_a_gone_checkpoint_a_404(quick):
+    c, job_id = quick
+    face = c.get("/generate?seed=2&n=1").content
+    folder = c.app.state.latents.folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_bytes(b"")  # a file where the folder should be: nothing can be written in it
+    r = c.post("/project", content=face, headers=PNG)
+    assert r.status_code == 503 and "could not be stored" in r.json()["detail"]
+    folder.unlink()
+    lid = c.post("/project", content=face, headers=PNG).json()["latent"]
+    (c.app.state.registry.runs_dir / job_id / "checkpoints" / "epoch-0002.pt").unlink()
+    r = c.get(f"/generate?latent={lid}")
+    assert r.status_code == 404 and "epoch 2" in r.json()["detail"]
+    assert c.get(f"/generate?latent={lid}&epoch=1").status_code == 200  # drawn with another epoch on request
