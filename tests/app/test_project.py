@@ -295,3 +295,23 @@ def test_a_store_that_cannot_be_written_is_a_503_and_a_gone_checkpoint_a_404(qui
     r = c.get(f"/generate?latent={lid}")
     assert r.status_code == 404 and "epoch 2" in r.json()["detail"]
     assert c.get(f"/generate?latent={lid}&epoch=1").status_code == 200  # drawn with another epoch on request
+
+
+def test_a_latent_combines_with_edit_and_amount_zero_is_the_plain_latent_face(projected):
+    c, _, _, body = projected
+    lid = body["latent"]
+    plain = c.get(f"/generate?latent={lid}")
+    zero = c.get(f"/generate?latent={lid}&edit=0:0,3:0")
+    assert zero.status_code == 200 and zero.content == plain.content and zero.headers["etag"] == plain.headers["etag"]
+    edited = c.get(f"/generate?latent={lid}&edit=0:8,2:-8")
+    assert edited.status_code == 200, edited.text
+    assert edited.headers["etag"] != plain.headers["etag"]
+    # (the tiny test model barely depends on its noise: a visible edit is a fraction of a level)
+    assert np.abs(pixels(edited.content).astype(int) - pixels(plain.content)).mean() > 0.05
+    text = Image.open(io.BytesIO(edited.content)).text
+    assert text["latent"] == lid and text["edit"] == "0:8.0,2:-8.0" and "seed" not in text
+    walk = c.get(f"/interpolate?latent={lid}&seed_b=3&steps=3&edit=1:10")
+    assert walk.status_code == 200, walk.text
+    assert np.array_equal(pixels(walk.content)[2:98, 2:98],
+                          pixels(c.get(f"/generate?latent={lid}&edit=1:10").content))
+    assert c.get(f"/generate?latent={lid}&edit=99:1").status_code == 422
