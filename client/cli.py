@@ -395,7 +395,8 @@ def cmd_checkpoints(api: Api, args: argparse.Namespace) -> int:
 def nearest_text(answer: dict) -> str:
     """GET /nearest's answer: each neighbour's distance beside the real-to-real reference."""
     ref = answer.get("reference") or 0
-    lines = [f"face {answer['i']} of seed {answer['seed']} ({answer['job_id']}/{answer['checkpoint']}): "
+    face = f"latent {answer['latent']}" if "latent" in answer else f"face {answer['i']} of seed {answer['seed']}"
+    lines = [f"{face} ({answer['job_id']}/{answer['checkpoint']}): "
              f"nearest of {answer['images']} training images; real-to-real reference {num(ref, 1)}"]
     for n in answer["neighbours"]:
         share = f"{n['distance'] / ref:.2f} x reference" if ref else "-"
@@ -404,7 +405,8 @@ def nearest_text(answer: dict) -> str:
 
 
 def cmd_nearest(api: Api, args: argparse.Namespace) -> int:
-    answer = api.nearest({"seed": args.seed, "i": args.i, "k": args.k, **image_params(args)})
+    which = {"latent": args.latent} if args.latent else {"seed": args.seed, "i": args.i}
+    answer = api.nearest({**which, "k": args.k, **image_params(args)})
     print(json.dumps(answer, indent=1) if args.json else nearest_text(answer))
     return 0
 
@@ -631,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="the seed, as for generate (default 42)")
     p.add_argument("--i", type=int, default=0, help="the face's index within the seed (default 0)")
     p.add_argument("--k", type=positive_int, default=8, help="how many neighbours (default 8)")
+    p.add_argument("--latent", type=latent_id, metavar="ID", help="a latent `project` found, instead of a seed's face")
     p.add_argument("--job", type=job_id, metavar="ID", help="a job's checkpoint instead of the served one")
     p.add_argument("--epoch", type=positive_int, help="with --job: that epoch's checkpoint")
     p.add_argument("--truncation", type=float, help="sample noise within this many standard deviations")
@@ -666,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("generate", "directions", "nearest", "project") and args.epoch is not None \
             and args.job is None:
         build_parser().error("--epoch goes with --job")
+    if args.command == "nearest" and args.latent is not None and args.truncation is not None:
+        build_parser().error("--truncation goes with --seed (a latent is used as it is)")
     if args.command == "generate" and args.latent is not None:
         if args.truncation is not None:
             build_parser().error("--truncation goes with --seeds (a latent is used as it is)")

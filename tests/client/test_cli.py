@@ -344,3 +344,13 @@ def test_project_refuses_a_file_that_is_no_picture_and_a_bad_latent_id(monkeypat
         with pytest.raises(SystemExit) as exc:
             cli.main(argv)
         assert exc.value.code == 2
+
+
+def test_nearest_of_a_latent_sends_the_latent_alone(monkeypatch, capsys):
+    lid = "0123456789abcdef01234567"
+    answer = {**NEAREST, "latent": lid}
+    del answer["seed"], answer["i"]
+    seen = mock_api(monkeypatch, lambda r: httpx.Response(200, json=answer))
+    assert cli.main(["nearest", "--latent", lid, "--k", "2"]) == 0
+    assert dict(seen[0].url.params) == {"latent": lid, "k": "2"}
+    assert capsys.readouterr().out.startswith(f"latent {lid} (")
