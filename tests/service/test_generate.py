@@ -188,19 +188,21 @@ def test_a_pin_survives_a_newer_job_and_checkpoint_pruning_and_unpin_falls_back(
 
 def test_directions_then_an_edited_face(trained):
     c, job_id = trained
-    r = c.get("/directions")
+    # Earlier tests make newer jobs the default model: this one asks for the trained job by name.
+    r = c.get(f"/directions?job={job_id}")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["job_id"] == job_id and len(body["directions"]) == 16 and r.headers["x-checkpoint"].endswith(".pt")
-    plain = c.get("/generate?seed=7&n=4")
-    assert c.get("/generate?seed=7&n=4&edit=0:0").content == plain.content  # amount 0: the plain faces
-    edited = c.get("/generate?seed=7&n=4&edit=0:6,1:-6")
+    plain = c.get(f"/generate?job={job_id}&seed=7&n=4")
+    # amount 0: the plain faces
+    assert c.get(f"/generate?job={job_id}&seed=7&n=4&edit=0:0").content == plain.content
+    edited = c.get(f"/generate?job={job_id}&seed=7&n=4&edit=0:6,1:-6")
     assert edited.status_code == 200 and edited.content != plain.content
     assert Image.open(io.BytesIO(edited.content)).text["edit"] == "0:6.0,1:-6.0"
     assert not np.array_equal(pixels(edited.content), pixels(plain.content))
-    r = c.get("/generate?seed=7&edit=16:1")
+    r = c.get(f"/generate?job={job_id}&seed=7&edit=16:1")
     assert r.status_code == 422 and "direction 16 does not exist" in r.json()["detail"][0]["msg"]
-    assert c.get("/directions").json() == body  # from the cache: the same
+    assert c.get(f"/directions?job={job_id}").json() == body  # from the cache: the same
 
 
 def test_the_workers_copy_rate_reaches_the_job_its_checkpoints_metrics_and_card(trained):
