@@ -25,9 +25,8 @@ from typing import Annotated
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
-from app.registry import Busy, Loaded
+from app.registry import Busy, Loaded, torch_generator
 from app.render import Edits, Renderer, etag
-from model.checkpoint import CheckpointError, load_checkpoint
 from model.directions import (
     EDIT_PATTERN,
     MAX_AMOUNT,
@@ -42,8 +41,6 @@ from model.directions import (
     parse_edits,
 )
 from model.fsutil import atomic_write_bytes, read_bounded
-from model.provenance import generator_checksum
-from model.sampling import networks_from_checkpoint
 
 log = logging.getLogger(__name__)
 MAX_KEPT = 8  # directions kept in memory (each at most 16 x 1024 floats)
@@ -111,15 +108,8 @@ def _load_or_compute(model: Loaded, cache_dir: Path) -> bytes:
         found = _read_cached(path, model.checksum, nz)  # written meanwhile (same weights elsewhere)
         if found is not None:
             return found.to_json()
-        try:
-            state = load_checkpoint(model.ref.path, entries=("config", "generator", "generator_ema"))
-        except CheckpointError:
-            raise Busy("the checkpoint changed while its directions were being computed; retry") from None
-        checksum = generator_checksum(state)
-        if model.checksum is not None and checksum != model.checksum:
-            raise Busy("the checkpoint changed while its directions were being computed; retry")
-        g, _ = networks_from_checkpoint(state, "cpu")
-        del state
+        # Read again onto the CPU whatever serves it: the same directions on every device.
+        g, checksum = torch_generator(model, reuse=False)
         directions = compute_directions(g, checksum)
         body = directions.to_json()
         if path is not None:

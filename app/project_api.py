@@ -28,7 +28,7 @@ from app.deps import Authorized, RegistryDep, SettingsDep
 from app.errors import BadUpload, CannotStore, ProjectionBusy, UnsupportedUpload, UploadTooLarge, problems
 from app.images_api import EpochQ, JobQ, _model
 from app.latents import LatentStore
-from app.registry import Loaded
+from app.registry import Loaded, torch_generator
 from app.schemas import Projected
 from app.settings import Settings
 from model.data import BadImage, decode_upload
@@ -110,7 +110,8 @@ def _project(model: Loaded, body: bytes, media: str, settings: Settings, latents
         elif reason == "too many pixels":
             reason = f"more than {UPLOAD_MAX_PIXELS:,} pixels"
         raise BadUpload(f"the picture cannot be used: {reason}") from None
-    found = project(model.torch_g, target, settings.project_steps, settings.project_starts,
+    g, _ = torch_generator(model)
+    found = project(g, target, settings.project_steps, settings.project_starts,
                     settings.project_seconds)
     try:
         stored = latents.save(model.job_id, model.ref.epoch, model.ref.name, model.checksum or "unknown",
@@ -150,8 +151,6 @@ async def project_picture(request: Request, registry: RegistryDep, settings: Set
                                 f" (not {media or 'none'})")
     body = await _read_body(request, settings.max_body_bytes)
     model = await _model(registry, job, epoch)
-    if model.torch_g is None:
-        raise BadUpload("this checkpoint cannot be projected on (no torch generator)")
     lane: ProjectionLane = request.app.state.projector
     latents: LatentStore = request.app.state.latents
     key = (hashlib.sha256(media.encode() + b"|" + body).hexdigest(), model.identity)

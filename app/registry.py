@@ -74,10 +74,6 @@ class Loaded:
     d: Discriminator | None
     backend: str = "torch"  # what runs g: part of every ETag (backends agree to ~1e-5, not bit for bit)
     checksum: str | None = None  # the served weights' content checksum (model/provenance.py)
-    # The eval-mode torch G (the same object as g under the torch backend): POST /project needs
-    # its gradients, which onnxruntime does not give. Its weights are G's size, at most
-    # max_loaded of them.
-    torch_g: Generator | None = None
 
     @property
     def tag(self) -> str:
@@ -91,6 +87,25 @@ class _Answer:
     job_id: str
     identity: str
     problems: tuple[str, ...]
+
+
+def torch_generator(model: Loaded, reuse: bool = True) -> tuple[Generator, str | None]:
+    """The eval-mode torch G of a served model, for what needs its layers or gradients
+    (directions, projection): `model.g` itself when torch serves it and `reuse`, else read again
+    from its checkpoint onto the CPU (onnxruntime's G has neither). Not kept beside the served
+    one: a loaded model costs one G's memory, not two. With the weights' checksum; Busy when the
+    checkpoint on disk is no longer the served weights."""
+    if reuse and isinstance(model.g, Generator):
+        return model.g, model.checksum
+    try:
+        state = load_checkpoint(model.ref.path, entries=("config", "generator", "generator_ema"))
+    except CheckpointError:
+        raise Busy("the checkpoint changed on disk; retry") from None
+    checksum = generator_checksum(state)
+    if model.checksum is not None and checksum != model.checksum:
+        raise Busy("the checkpoint changed on disk; retry")
+    g, _ = networks_from_checkpoint(state, "cpu")
+    return g, checksum
 
 
 class ModelRegistry:
@@ -306,7 +321,6 @@ class ModelRegistry:
         try:
             state = load_checkpoint(ref.path, entries=SERVING_ENTRIES)
             g, d = networks_from_checkpoint(state, self.device, with_discriminator=True)
-            torch_g = g
             g = serving_generator(g, self.backend)
             checksum = generator_checksum(state)
         except CheckpointError as exc:
@@ -316,7 +330,7 @@ class ModelRegistry:
             msg = f"{ref.name}: unusable checkpoint ({type(exc).__name__})"
             self._remember_bad(identity, msg)
             raise CheckpointError(msg) from None
-        return Loaded(job_id, ref, identity, g, d, self.backend, checksum, torch_g)
+        return Loaded(job_id, ref, identity, g, d, self.backend, checksum)
 
     def _remember_bad(self, identity: str, why: str) -> None:
         with self._lock:

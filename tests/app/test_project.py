@@ -16,6 +16,7 @@ from PIL import Image
 
 from app.latents import LatentNotFound, LatentStore, latent_id
 from app.main import create_app
+from app.registry import torch_generator
 from model.imageio import to_uint8
 from model.projection import PROJECT_SEED, psnr
 from model.sampling import run_generator, sample_noise
@@ -70,7 +71,7 @@ def test_a_face_the_model_made_projects_back_above_20_db_far_above_where_it_star
     settings = make_settings(tmp_path)
     shutil.copytree(runs, settings.runs_dir)
     with TestClient(create_app(settings, enqueue=queue)) as c:
-        g = c.app.state.registry.get().torch_g
+        g, _ = torch_generator(c.app.state.registry.get())
         for seed in (5, 6):
             face = c.get(f"/generate?seed={seed}&n=1").content
             starts = to_uint8(run_generator(g, sample_noise(PROJECT_SEED, range(8), g.nz))).permute(0, 2, 3, 1)
