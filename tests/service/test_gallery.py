@@ -244,6 +244,7 @@ def test_seed_box_answers_from_the_chosen_job_and_epoch_and_says_which(page_url,
     page.wait_for_selector("#model-epoch option[value='1']", state="attached")
     assert page.locator("#model-epoch option").all_inner_texts()[:3] == ["newest", "epoch 1", "epoch 2"]
     page.select_option("#model-epoch", "1")
+    page.click("#sampling-box summary")  # the trade-offs are folded away
     page.fill("#best-of", "8")
     page.select_option("#n", "4")
     page.click("#seed-form button[type=submit]")
