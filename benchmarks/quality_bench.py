@@ -13,6 +13,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast      the `fast` preset (model/presets.py)
   fast-resize  the same with G's upsampling by resize + conv (no transposed convs)
   fast-even    the same with G's last transposed conv 9x9 (an even overlap at stride 3)
+  fast-rl      the same with resize + conv in G's last (32 -> 96 px) step only
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -52,6 +53,7 @@ CONFIGS: dict[str, dict] = {
     "fast": {"preset": "fast"},
     "fast-resize": {"preset": "fast", "upsample": "resize"},
     "fast-even": {"preset": "fast", "upsample": "even"},
+    "fast-rl": {"preset": "fast", "upsample": "resize-last"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)
@@ -334,6 +336,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="configs trained at once (one core each)")
     ap.add_argument("--work", type=Path, help="keep data, grids and results here (default: a temp dir)")
     ap.add_argument("--pictures", type=Path, help="write <dir>/quality-<dataset>.jpg here")
+    ap.add_argument("--order", choices=("config", "set"), default="config",
+                    help="train every set for one config before the next (config), or every config "
+                         "for one set before the next (set: a set's comparison finishes first)")
     ap.add_argument("--nice", type=int, default=0, help="added niceness of each config's process")
     ap.add_argument("--report", action="store_true",
                     help="train nothing: print the tables of what --work holds so far and draw each run's "
@@ -365,7 +370,10 @@ def main() -> None:
             raise SystemExit(f"{exc} (or leave it out: --datasets synthetic)") from None
         n = len(load_dataset(work / "data" / ds, 96, work / "cache"))  # decoded once, before the runs
         print(f"image set {ds}: {n} images", flush=True)
-    jobs = [(ds, name) for name in configs for ds in datasets]
+    if args.order == "set":
+        jobs = [(ds, name) for ds in datasets for name in configs]
+    else:
+        jobs = [(ds, name) for name in configs for ds in datasets]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
     def launch(job: tuple[str, str]) -> None:
