@@ -112,3 +112,38 @@ def test_the_seeds_generator_keeps_its_parameter_names():
     assert [k for k in Generator(100, 8).state_dict() if k.endswith("weight")] == [
         "main.0.weight", "main.1.weight", "main.3.weight", "main.4.weight", "main.6.weight", "main.7.weight",
         "main.9.weight", "main.10.weight", "main.12.weight"]
+
+
+@pytest.mark.parametrize("scale,side", [(2, 5), (3, 4), (3, 7)])
+def test_resize_conv_is_a_nearest_resize_then_the_conv_and_keeps_their_parameter_names(scale, side):
+    # computed as a sub-pixel conv (no enlarged copy of the input), it must stay the layer it
+    # replaces: same outputs, same gradients, the state dict of Sequential(Upsample, Conv2d)
+    from model.networks import _ResizeConv
+
+    torch.manual_seed(scale * 10 + side)
+    layer = _ResizeConv(6, 4, scale)
+    plain = torch.nn.Sequential(torch.nn.Upsample(scale_factor=scale), torch.nn.Conv2d(6, 4, 3, 1, 1, bias=False))
+    plain.load_state_dict(layer.state_dict())
+    assert list(layer.state_dict()) == ["1.weight"]
+    x = torch.randn(3, 6, side, side, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    ours, theirs = layer(x), plain(x2)
+    assert ours.shape == theirs.shape == (3, 4, side * scale, side * scale)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    theirs.backward(grad)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-5)
+    assert torch.allclose(layer[1].weight.grad, plain[1].weight.grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["seed", "resnet"])
+def test_resize_last_keeps_the_2x_transposed_convs_and_resizes_only_32_to_96(arch):
+    from model.config import TrainConfig
+    from model.networks import _ResizeConv, networks_for
+
+    g, _ = networks_for(TrainConfig(arch=arch, upsample="resize-last", ngf=16, ndf=16))
+    strides = [m.stride for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert (3, 3) not in strides and strides.count((2, 2)) == (3 if arch == "seed" else 0)
+    assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)

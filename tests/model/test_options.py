@@ -14,6 +14,7 @@ OPTIONS = {
     "resnet": {"arch": "resnet"},
     "resize": {"upsample": "resize"},
     "resnet+resize": {"arch": "resnet", "upsample": "resize"},
+    "resize-last": {"upsample": "resize-last"},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "r1": {"r1_gamma": 1.0},
