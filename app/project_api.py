@@ -15,8 +15,6 @@ The same picture on the same checkpoint is answered from memory (and gets the sa
 """
 import asyncio
 import hashlib
-import os
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +25,7 @@ from fastapi import APIRouter, Request
 from app.deps import Authorized, RegistryDep, SettingsDep
 from app.errors import BadUpload, CannotStore, ProjectionBusy, UnsupportedUpload, UploadTooLarge, problems
 from app.images_api import EpochQ, JobQ, _model
+from app.lanes import Places, thread_priority
 from app.latents import LatentStore
 from app.registry import Loaded, torch_generator
 from app.schemas import Projected
@@ -41,36 +40,18 @@ IMAGE_SIZE = 96  # what every G of this project draws (model/config.py: image_si
 REMEMBERED = 256  # answers kept per process, by (picture, checkpoint)
 
 
-def _lower_priority() -> None:
-    """Projection threads run at nice 15: renders (nice 10) get the cores first."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
-    except (AttributeError, OSError):
-        pass
-
-
 class ProjectionLane:
     """At most `concurrency` projections at once and `queue` waiting (counted on the event loop)."""
 
     def __init__(self, concurrency: int, queue: int) -> None:
-        self.limit = concurrency + queue
-        self.admitted = 0
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="project", initializer=_lower_priority)
+        self.places = Places(concurrency + queue, ProjectionBusy)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="project",
+                                        initializer=partial(thread_priority, 15))
         self._answers: OrderedDict[tuple[str, str], Projected] = OrderedDict()
 
     def admit(self) -> Callable[[], None]:
         """Take a place, or ProjectionBusy; returns its release (idempotent)."""
-        if self.admitted >= self.limit:
-            raise ProjectionBusy()
-        self.admitted += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.admitted -= 1
-        return release
+        return self.places.take()
 
     async def run(self, fn: Callable, *args) -> Projected:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from functools import partial
 
 import torch
 
+from app.lanes import Places, thread_priority
 from app.registry import Busy, Loaded
 from model.directions import Directions, edit_noise, edits_text
 from model.imageio import encode_gif, encode_image, frames_rgb, grid_rgb
@@ -223,17 +223,6 @@ class ByteLRU:
                 self.size -= len(old)
 
 
-def _thread_priority(nice: int) -> None:
-    """Run this thread at `nice` (Linux sets nice per thread, and the OpenMP threads torch starts
-    from this one inherit it). Renders run at 10: on a saturated machine the event loop still
-    answers cache hits, health checks and job status promptly. Stream chunks run at 19: when
-    they compete with a render for the cores, the render gets nearly all of them."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError):
-        pass
-
-
 class _Batch:
     """Noise rows of one model's renders, gathered to run as one forward pass."""
 
@@ -363,12 +352,12 @@ class Renderer:
         self.queue = queue
         self.streams = streams
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="render",
-                                        initializer=partial(_thread_priority, 10))
+                                        initializer=partial(thread_priority, 10))
         # One thread: the admitted streams take turns, a chunk each (each asks for its next
         # chunk only once the last one is sent), so they share it fairly.
         self._stream_pool = ThreadPoolExecutor(1, thread_name_prefix="render-stream",
-                                               initializer=partial(_thread_priority, 19))
-        self._streaming = 0
+                                               initializer=partial(thread_priority, 19))
+        self._streams = Places(streams, Busy)
         self._waiting = 0
         self._inflight: dict[str, asyncio.Future] = {}
         self.batcher = ForwardBatcher(self._pool, batch_window_ms / 1000, batch_rows, concurrency)
@@ -395,19 +384,8 @@ class Renderer:
 
     def open_stream(self) -> Callable[[], None]:
         """Admit one more streamed answer, or raise Busy when `streams` are streaming already.
-        Returns its release, to be called when the answer ends, however it ends (once or more).
-        Called on the event loop, so checking and counting cannot interleave with another's."""
-        if self._streaming >= self.streams:
-            raise Busy()
-        self._streaming += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._streaming -= 1
-        return release
+        Returns its release, to be called when the answer ends, however it ends (once or more)."""
+        return self._streams.take()
 
     async def stream_chunk(self, work: Callable[[], bytes]) -> bytes:
         """`work()`, one chunk of an admitted stream, on the streams' lane; uncached."""

@@ -39,9 +39,10 @@ def encoded(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **opti
 
 @pytest.fixture
 def quick(tmp_path, served_runs, queue):
-    """(client, job_id) of an app serving a copy of the trained job, projecting in 5 steps."""
+    """(client, job_id) of an app serving a copy of the trained job, projecting in 5 steps (the
+    time limit far off: projection threads run at nice 15 and get little CPU on a busy machine)."""
     runs, job_id = served_runs
-    settings = make_settings(tmp_path, project_steps=5, project_starts=2)
+    settings = make_settings(tmp_path, project_steps=5, project_starts=2, project_seconds=600)
     shutil.copytree(runs, settings.runs_dir)
     with TestClient(create_app(settings, enqueue=queue)) as c:
         yield c, job_id
@@ -256,7 +257,7 @@ def test_hostile_uploads_are_a_clear_4xx_and_odd_but_real_pictures_project(quick
 def test_a_busy_lane_is_a_503_with_retry_after(quick):
     c, _ = quick
     lane = c.app.state.projector
-    releases = [lane.admit() for _ in range(lane.limit)]  # concurrency + queue places taken
+    releases = [lane.admit() for _ in range(lane.places.limit)]  # concurrency + queue places taken
     face = c.get("/generate?seed=1&n=1").content
     r = c.post("/project", content=face, headers=PNG)
     assert r.status_code == 503 and r.headers["retry-after"] == "10"
