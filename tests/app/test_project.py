@@ -49,9 +49,9 @@ def quick(tmp_path, served_runs, queue):
 
 
 @pytest.fixture
-def projected(served):
+def projected(quick):
     """(client, job_id, face PNG of seed 5, POST /project's answer for it)."""
-    c, job_id = served
+    c, job_id = quick
     face = c.get("/generate?seed=5&n=1").content
     r = c.post("/project", content=face, headers=PNG)
     assert r.status_code == 200, r.text
