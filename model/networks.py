@@ -9,6 +9,8 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from model.config import TrainConfig
 
+SUBPIXEL_FROM = 16  # input side (px) from which _ResizeConv runs as a sub-pixel conv
+
 
 class _ResizeConv(nn.Sequential):
     """A nearest-neighbour resize by `scale` then a 3x3 conv (padding 1), computed as the identical
@@ -17,7 +19,8 @@ class _ResizeConv(nn.Sequential):
     pixels at offsets -1, 0, 1 of its own, so the conv's weights fold into one low-resolution kernel
     per output phase. Same parameters and state dict as `Sequential(Upsample, Conv2d)` (old
     checkpoints load), outputs equal to float rounding, and no enlarged copy of the input: 8x less
-    CPU time for the 32 -> 96 px step here (BENCHMARKS.md, "Upsampling and colour")."""
+    CPU time for the 32 -> 96 px step, 1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
+    is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour")."""
 
     def __init__(self, cin: int, cout: int, scale: int) -> None:
         super().__init__(nn.Upsample(scale_factor=scale), nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
@@ -31,6 +34,8 @@ class _ResizeConv(nn.Sequential):
         self.register_buffer("fold", fold, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] < SUBPIXEL_FROM:  # a small input: the plain form is as fast or faster
+            return super().forward(x)
         w = self[1].weight  # (cout, cin, 3, 3)
         cout, cin, s = w.shape[0], w.shape[1], self.scale
         folded = self.fold @ w @ self.fold.T  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]

@@ -114,7 +114,7 @@ def test_the_seeds_generator_keeps_its_parameter_names():
         "main.9.weight", "main.10.weight", "main.12.weight"]
 
 
-@pytest.mark.parametrize("scale,side", [(2, 5), (3, 4), (3, 7)])
+@pytest.mark.parametrize("scale,side", [(2, 5), (3, 4), (3, 7), (2, 16), (3, 17)])
 def test_resize_conv_is_a_nearest_resize_then_the_conv_and_keeps_their_parameter_names(scale, side):
     # computed as a sub-pixel conv (no enlarged copy of the input), it must stay the layer it
     # replaces: same outputs, same gradients, the state dict of Sequential(Upsample, Conv2d)
@@ -134,7 +134,7 @@ def test_resize_conv_is_a_nearest_resize_then_the_conv_and_keeps_their_parameter
     ours.backward(grad)
     theirs.backward(grad)
     assert torch.allclose(x.grad, x2.grad, atol=1e-5)
-    assert torch.allclose(layer[1].weight.grad, plain[1].weight.grad, atol=1e-4)
+    assert torch.allclose(layer[1].weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-3)  # sums of ~2,600 terms
 
 
 @pytest.mark.parametrize("arch", ["seed", "resnet"])
