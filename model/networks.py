@@ -19,7 +19,7 @@ class _ResizeConv(nn.Sequential):
     pixels at offsets -1, 0, 1 of its own, so the conv's weights fold into one low-resolution kernel
     per output phase. Same parameters and state dict as `Sequential(Upsample, Conv2d)` (old
     checkpoints load), outputs equal to float rounding, and no enlarged copy of the input: 8x less
-    CPU time for the 32 -> 96 px step, 1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
+    CPU time for the 32 -> 96 px step, 1.1-1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
     is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour")."""
 
     def __init__(self, cin: int, cout: int, scale: int) -> None:
