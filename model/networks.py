@@ -43,20 +43,41 @@ class _ResizeConv(nn.Sequential):
         return nn.functional.pixel_shuffle(nn.functional.conv2d(x, folded, padding=1), s)
 
 
+class _Blur(nn.Module):
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass on every channel, edges replicated: its response
+    is zero at the period-2 frequency and 1/4 at period 3, so a pattern that a stride-2 transposed
+    conv stamps on alternate pixels does not leave the layer (the blur after each upsampling
+    transposed conv in StyleGAN2, Karras et al. 2020). No parameters, nothing in the state dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (torch.outer(taps, taps) / 16).reshape(1, 1, 3, 3), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+        return nn.functional.conv2d(padded, self.kernel.to(x.dtype).expand(channels, 1, 3, 3), groups=channels)
+
+
 def _double(cin: int, cout: int, upsample: str) -> nn.Module:
     """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap; also what
-    `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv."""
+    `resize-last` keeps; `resize-last-blur` low-passes its output), or a nearest-neighbour resize
+    and a 3x3 conv."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
+    if upsample == "resize-last-blur":  # the conv stays at index 0: "N.0.weight" in the state dict
+        return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur())
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
 
 def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     """32 -> 96 px and to 3 channels: the seed's 5x5 stride-3 transposed conv (its kernel
     overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
-    pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last`, which resizes in
-    this step only: the uneven overlap is here, and this step is the cheapest to resize)."""
-    if upsample in ("resize", "resize-last"):
+    pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
+    `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
+    the cheapest to resize)."""
+    if upsample in ("resize", "resize-last", "resize-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":
         return nn.ConvTranspose2d(cin, 3, 9, 3, 3, bias=False)
