@@ -49,15 +49,15 @@ class _Blur(nn.Module):
     conv stamps on alternate pixels does not leave the layer (the blur after each upsampling
     transposed conv in StyleGAN2, Karras et al. 2020). No parameters, nothing in the state dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         taps = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (torch.outer(taps, taps) / 16).reshape(1, 1, 3, 3), persistent=False)
+        kernel = (torch.outer(taps, taps) / 16).expand(channels, 1, 3, 3).contiguous()
+        self.register_buffer("kernel", kernel, persistent=False)  # a fixed shape: ONNX exports it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
         padded = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
-        return nn.functional.conv2d(padded, self.kernel.to(x.dtype).expand(channels, 1, 3, 3), groups=channels)
+        return nn.functional.conv2d(padded, self.kernel.to(x.dtype), groups=self.kernel.shape[0])
 
 
 def _double(cin: int, cout: int, upsample: str) -> nn.Module:
@@ -67,7 +67,7 @@ def _double(cin: int, cout: int, upsample: str) -> nn.Module:
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
     if upsample == "resize-last-blur":  # the conv stays at index 0: "N.0.weight" in the state dict
-        return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur())
+        return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
 

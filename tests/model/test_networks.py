@@ -147,3 +147,33 @@ def test_resize_last_keeps_the_2x_transposed_convs_and_resizes_only_32_to_96(arc
     assert (3, 3) not in strides and strides.count((2, 2)) == (3 if arch == "seed" else 0)
     assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
+def test_the_blur_removes_a_period_2_pattern_keeps_a_flat_image_and_adds_no_state():
+    from model.networks import _Blur
+
+    blur = _Blur(2)
+    checker = (torch.arange(8).reshape(1, 8) + torch.arange(8).reshape(8, 1)) % 2  # period 2 both ways
+    x = torch.stack([checker.float(), torch.full((8, 8), 0.3)]).unsqueeze(0)  # (1, 2, 8, 8)
+    y = blur(x)
+    inner = y[0, 0, 1:-1, 1:-1]
+    assert torch.allclose(inner, torch.full_like(inner, 0.5))  # alternate pixels averaged away
+    assert torch.allclose(y[0, 1], x[0, 1])  # a flat channel passes unchanged, edges included
+    assert dict(blur.state_dict()) == {} and list(blur.parameters()) == []
+
+
+def test_resize_last_blur_is_resize_last_with_a_blur_after_each_2x_transposed_conv():
+    from model.config import TrainConfig
+    from model.networks import _Blur, _ResizeConv, networks_for
+
+    g, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
+    plain, _ = networks_for(TrainConfig(upsample="resize-last", ngf=16, ndf=16))
+    layers = list(g.main)
+    doubles = [i for i, m in enumerate(layers) if type(m) is torch.nn.Sequential]
+    assert len(doubles) == 3
+    for i in doubles:
+        conv, blur = layers[i]
+        assert isinstance(conv, torch.nn.ConvTranspose2d) and conv.stride == (2, 2) and isinstance(blur, _Blur)
+    assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
+    assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
