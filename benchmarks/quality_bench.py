@@ -14,7 +14,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-resize  the same with G's upsampling by resize + conv (no transposed convs)
   fast-even    the same with G's last transposed conv 9x9 (an even overlap at stride 3)
   fast-rl      the same with resize + conv in G's last (32 -> 96 px) step only
-  fast-rlb     fast-rl with a fixed [1, 2, 1] blur after each 2x transposed conv
+  fast-rlb     fast-rl with a fixed [1, 2, 1] blur after the 16 -> 32 px transposed conv
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD

@@ -105,10 +105,10 @@ class TrainConfig:
     # resize then a stride-1 conv at each stage (resize), which cannot leave the checkerboard
     # that unevenly overlapping transposed kernels do (Odena et al. 2016); or the seed's 2x
     # transposed convs (evenly overlapping) with the resize only in the 32 -> 96 step (resize-last),
-    # and the same with a fixed [1, 2, 1] blur after each 2x transposed conv (resize-last-blur).
+    # and the same with a fixed [1, 2, 1] blur after the 16 -> 32 px transposed conv (resize-last-blur).
     upsample: str = _field("deconv", "generator upsampling: transposed convs (the seed's), the same with "
                            "an evenly overlapping last kernel, nearest resize + conv, resize in the last step "
-                           "only, or that with a blur after each 2x transposed conv",
+                           "only, or that with a blur after the 16 -> 32 px transposed conv",
                            choices=UPSAMPLES)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.

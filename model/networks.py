@@ -60,13 +60,15 @@ class _Blur(nn.Module):
         return nn.functional.conv2d(padded, self.kernel.to(x.dtype), groups=self.kernel.shape[0])
 
 
-def _double(cin: int, cout: int, upsample: str) -> nn.Module:
+def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module:
     """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap; also what
-    `resize-last` keeps; `resize-last-blur` low-passes its output), or a nearest-neighbour resize
-    and a 3x3 conv."""
+    `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv. `resize-last-blur`
+    low-passes the `last` one's output (16 -> 32 px): a period-2 pattern there would become, resized
+    x3, a period-6 square wave whose third harmonic is the period-2 frequency at 96 px. Blurring
+    the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    if upsample == "resize-last-blur":  # the conv stays at index 0: "N.0.weight" in the state dict
+    if upsample == "resize-last-blur" and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
@@ -103,7 +105,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(ngf * 2),
             nn.ReLU(True),
             # state size. (ngf*2) x 16 x 16
-            _double(ngf * 2, ngf, upsample),
+            _double(ngf * 2, ngf, upsample, last=True),
             nn.BatchNorm2d(ngf),
             nn.ReLU(True),
             # state size. (ngf) x 32 x 32

@@ -162,7 +162,7 @@ def test_the_blur_removes_a_period_2_pattern_keeps_a_flat_image_and_adds_no_stat
     assert dict(blur.state_dict()) == {} and list(blur.parameters()) == []
 
 
-def test_resize_last_blur_is_resize_last_with_a_blur_after_each_2x_transposed_conv():
+def test_resize_last_blur_is_resize_last_with_a_blur_after_the_16_to_32_transposed_conv():
     from model.config import TrainConfig
     from model.networks import _Blur, _ResizeConv, networks_for
 
@@ -170,10 +170,11 @@ def test_resize_last_blur_is_resize_last_with_a_blur_after_each_2x_transposed_co
     plain, _ = networks_for(TrainConfig(upsample="resize-last", ngf=16, ndf=16))
     layers = list(g.main)
     doubles = [i for i, m in enumerate(layers) if type(m) is torch.nn.Sequential]
-    assert len(doubles) == 3
-    for i in doubles:
-        conv, blur = layers[i]
-        assert isinstance(conv, torch.nn.ConvTranspose2d) and conv.stride == (2, 2) and isinstance(blur, _Blur)
+    assert len(doubles) == 1 and isinstance(layers[doubles[0] + 3], _ResizeConv)  # then BN, ReLU, x3
+    conv, blur = layers[doubles[0]]
+    assert isinstance(conv, torch.nn.ConvTranspose2d) and conv.stride == (2, 2) and isinstance(blur, _Blur)
+    assert conv.out_channels == 16 and blur.kernel.shape == (16, 1, 3, 3)
+    assert [m.stride for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)] == [(1, 1)] + [(2, 2)] * 3
     assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
     assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in plain.parameters())
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
