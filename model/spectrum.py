@@ -55,11 +55,24 @@ def artefact(real_spectrum: torch.Tensor, fake: torch.Tensor) -> dict[str, float
     return out
 
 
+# BT.601 luma and colour differences of RGB in 0..1: Y, Cb = 0.564 (B - Y), Cr = 0.713 (R - Y).
+YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]])
+
+
+def to_ycc(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 3, H, W) Y, Cb, Cr (linear, no offsets)."""
+    return torch.einsum("ij,njhw->nihw", YCC.to(rgb.dtype), rgb)
+
+
+def blur3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 box blur of each (N, C, H, W) plane, edges replicated: what counts as coarse here."""
+    return torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+
+
 def fine_energy(channel: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between (N, H, W) planes and their 3x3 box blur (edges replicated)."""
     x = channel.unsqueeze(1)
-    blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
-    return (x - blur).pow(2).mean()
+    return (x - blur3(x)).pow(2).mean()
 
 
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
@@ -68,8 +81,8 @@ def colour_stats(images: torch.Tensor) -> torch.Tensor:
     x = images.float().add(1).div(2).clamp(0, 1)
     hi, lo = x.amax(dim=1), x.amin(dim=1)
     saturation = torch.where(hi > 0, (hi - lo) / hi.clamp_min(1e-6), torch.zeros_like(hi))
-    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    noise = fine_energy(0.564 * (x[:, 2] - luma)) + fine_energy(0.713 * (x[:, 0] - luma))
+    ycc = to_ycc(x)
+    noise = fine_energy(ycc[:, 1]) + fine_energy(ycc[:, 2])
     return torch.cat([saturation.mean().view(1), x.mean(dim=(0, 2, 3)), noise.view(1)])
 
 

@@ -1,0 +1,30 @@
+"""benchmarks/d_sensitivity.py splits D's input gradient into the bands it claims to."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.d_sensitivity import BANDS, gradient_shares
+from model.spectrum import YCC
+
+
+class _Reads(torch.nn.Module):
+    """A 'discriminator' that is the sum of one Y/Cb/Cr plane times a fixed pattern."""
+
+    def __init__(self, plane: int, pattern: torch.Tensor) -> None:
+        super().__init__()
+        self.row, self.pattern = YCC[plane], pattern
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = (x + 1) / 2
+        return (torch.einsum("j,njhw->nhw", self.row, rgb) * self.pattern).sum(dim=(1, 2))
+
+
+def test_each_band_is_found_where_the_gradient_lies():
+    images = torch.rand(2, 3, 24, 24) * 2 - 1
+    checker = ((torch.arange(24).reshape(24, 1) + torch.arange(24)) % 2).float() * 2 - 1  # all fine
+    flat = torch.ones(24, 24)  # all coarse
+    for plane, pattern, band in [(0, flat, "luma coarse"), (0, checker, "luma fine"),
+                                 (1, flat, "colour coarse"), (2, checker, "colour fine")]:
+        shares = gradient_shares(_Reads(plane, pattern), images)
+        assert abs(float(shares.sum()) - 1) < 1e-5
+        assert float(shares[BANDS.index(band)]) > 0.98, (band, shares)  # a 3x3 box keeps 1/9 of a checkerboard
