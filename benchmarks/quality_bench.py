@@ -256,50 +256,76 @@ def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, ma
     return text
 
 
+TILE = GRID_SIDE * 96 + (GRID_SIDE + 1) * 2  # a 6x6 grid of 96 px faces, 2 px apart
+LABEL_H = 22
+
+
+def real_grid(data_dir: Path) -> Any:
+    """A 6x6 grid of training images (the same ones for every call on a set)."""
+    import numpy as np
+    from PIL import Image
+
+    from model.data import decode_image, find_images
+
+    files = find_images(data_dir)
+    rng = np.random.default_rng(0)
+    grid = Image.new("RGB", (TILE, TILE), "black")
+    for k, i in enumerate(rng.choice(len(files), GRID_SIDE * GRID_SIDE, replace=False)):
+        face = Image.fromarray(decode_image(files[i], 96).transpose(1, 2, 0))
+        grid.paste(face, (2 + (k % GRID_SIDE) * 98, 2 + (k // GRID_SIDE) * 98))
+    return grid
+
+
+def draw_table(rows: list[list[tuple[str, Any]]], dest: Path) -> None:
+    """Labelled grids in rows (a None grid leaves its cell empty), saved as a JPEG: a tenth of the
+    PNG's size, and the grids stay legible."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    cols = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (cols * (TILE + 8), len(rows) * (TILE + LABEL_H)), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=16)
+    for r, cells in enumerate(rows):
+        for c, (label, im) in enumerate(cells):
+            if im is None:
+                continue
+            x, y = c * (TILE + 8), r * (TILE + LABEL_H)
+            draw.text((x + 4, y + 2), label, fill="black", font=font)
+            canvas.paste(im.convert("RGB").resize((TILE, TILE)), (x, y + LABEL_H))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(dest, quality=88)
+    print(f"wrote {dest}", flush=True)
+
+
+def grid_at(work: Path, dataset: str, name: str, minute: float) -> tuple[str, Any]:
+    from PIL import Image
+
+    p = work / dataset / name / f"grid-{minute:g}min.png"
+    return f"{name}, {minute:g} CPU-min", Image.open(p) if p.exists() else None
+
+
 def side_by_side(dataset: str, data_dir: Path, work: Path, names: list[str], marks: list[float],
                  dest: Path, latest: bool = False) -> None:
     """One picture: training images first, then each config's grid at each mark (one row per
     mark), and with `latest` a row of each run's grid at its last saved state."""
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
-
-    from model.data import decode_image, find_images
-
-    tile = GRID_SIDE * 96 + (GRID_SIDE + 1) * 2
-    label_h = 22
-    files = find_images(data_dir)
-    rng = np.random.default_rng(0)
-    real_grid = Image.new("RGB", (tile, tile), "black")
-    for k, i in enumerate(rng.choice(len(files), GRID_SIDE * GRID_SIDE, replace=False)):
-        face = Image.fromarray(decode_image(files[i], 96).transpose(1, 2, 0))
-        real_grid.paste(face, (2 + (k % GRID_SIDE) * 98, 2 + (k // GRID_SIDE) * 98))
-    rows = []
-    for m in marks:
-        cells = []
-        for name in names:
-            p = work / dataset / name / f"grid-{m:g}min.png"
-            cells.append((f"{name}, {m:g} CPU-min", Image.open(p).convert("RGB") if p.exists() else None))
-        if any(im is not None for _, im in cells):
-            rows.append(cells)
+    rows = [[grid_at(work, dataset, name, m) for name in names] for m in marks]
+    rows = [cells for cells in rows if any(im is not None for _, im in cells)]
     if latest:
         cells = grids_from_states(work, dataset, names, done_at=max(marks, default=0))
         if any(im is not None for _, im in cells):
             rows.append(cells)
-    canvas = Image.new("RGB", ((len(names) + 1) * (tile + 8), max(1, len(rows)) * (tile + label_h)), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=16)
-    draw.text((4, 2), f"training data ({dataset})", fill="black", font=font)
-    canvas.paste(real_grid, (0, label_h))
-    for r, cells in enumerate(rows):
-        for c, (label, im) in enumerate(cells, start=1):
-            if im is None:
-                continue
-            x, y = c * (tile + 8), r * (tile + label_h)
-            draw.text((x + 4, y + 2), label, fill="black", font=font)
-            canvas.paste(im.resize((tile, tile)), (x, y + label_h))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(dest, quality=88)  # JPEG: a tenth of the PNG's size, and the grids stay legible
-    print(f"wrote {dest}", flush=True)
+    rows = rows or [[]]
+    rows[0].insert(0, (f"training data ({dataset})", real_grid(data_dir)))
+    for cells in rows[1:]:
+        cells.insert(0, ("", None))
+    draw_table(rows, dest)
+
+
+def sheet(datasets: list[str], work: Path, names: list[str], minute: float, dest: Path) -> None:
+    """One picture of every set: a row each, its training images then each config's grid at
+    `minute` CPU minutes."""
+    draw_table([[(f"training data ({ds})", real_grid(work / "data" / ds))]
+                + [grid_at(work, ds, name, minute) for name in names] for ds in datasets], dest)
 
 
 def grids_from_states(work: Path, dataset: str, names: list[str], done_at: float = float("inf")
@@ -338,6 +364,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="configs trained at once (one core each)")
     ap.add_argument("--work", type=Path, help="keep data, grids and results here (default: a temp dir)")
     ap.add_argument("--pictures", type=Path, help="write <dir>/quality-<dataset>.jpg here")
+    ap.add_argument("--sheet", type=Path, metavar="JPG",
+                    help="also one picture of every set at the budget: a row per set, a column per config")
     ap.add_argument("--order", choices=("config", "set"), default="config",
                     help="train every set for one config before the next (config), or every config "
                          "for one set before the next (set: a set's comparison finishes first)")
@@ -406,6 +434,8 @@ def main() -> None:
         if args.pictures:
             side_by_side(ds, work / "data" / ds, work, list(configs), marks,
                          args.pictures / f"quality-{ds}.jpg", latest=args.report)
+    if args.sheet:
+        sheet(datasets, work, list(configs), args.budget, args.sheet)
     (work / "report.md").write_text("\n".join(report) + "\n")
     if tmp is not None:
         tmp.cleanup()
