@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.spectrum import YCC, blur3, colour_stats, to_ycc  # noqa: E402
+from model.spectrum import YCC, blur3, colour_stats  # noqa: E402
 
 IMAGES = 256
 BANDS = ("luma coarse", "luma fine", "colour coarse", "colour fine")
