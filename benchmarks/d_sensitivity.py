@@ -38,13 +38,18 @@ def band_energy(ycc: torch.Tensor) -> torch.Tensor:
                         coarse[:, 1:].pow(2).sum(), fine[:, 1:].pow(2).sum()]) / ycc[:, :1].numel()
 
 
+def gradient_in_ycc(grad_rgb: torch.Tensor) -> torch.Tensor:
+    """A gradient with respect to RGB, as one with respect to Y, Cb, Cr: rgb = YCC^-1 y, so
+    grad_y = YCC^-T grad_rgb."""
+    return torch.einsum("ji,njhw->nihw", torch.linalg.inv(YCC), grad_rgb)
+
+
 def gradient_shares(d: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Each band's share of the energy of grad D with respect to the images' Y, Cb, Cr."""
     x = images.detach().clone().requires_grad_(True)
     d(x).sum().backward()
-    # x in [-1, 1] is 2 * rgb - 1 and rgb = YCC^-1 y; the factor 2 is the same in every band
-    grad_ycc = torch.einsum("ji,njhw->nihw", torch.linalg.inv(YCC), x.grad)
-    energy = band_energy(grad_ycc)
+    # x in [-1, 1] is 2 * rgb - 1; the factor 2 is the same in every band
+    energy = band_energy(gradient_in_ycc(x.grad))
     return energy / energy.sum()
 
 
@@ -77,7 +82,7 @@ def report(name: str, state: dict, reals: torch.Tensor) -> list[str]:
 def isotropic_row() -> str:
     """A gradient with no preference: white noise in RGB, seen in Y, Cb, Cr."""
     g = torch.randn(64, 3, 96, 96, generator=torch.Generator().manual_seed(0))
-    s = band_energy(torch.einsum("ji,njhw->nihw", torch.linalg.inv(YCC), g))
+    s = band_energy(gradient_in_ycc(g))
     s = s / s.sum()
     return ("| - | white noise | " + " | ".join(f"{v:.3f}" for v in s.tolist())
             + f" | {float(s[3] / (s[1] + s[3])):.3f} | - |")
