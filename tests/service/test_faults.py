@@ -83,11 +83,14 @@ def test_redelivery_after_the_visibility_timeout_does_not_start_a_second_copy(tm
         stack.start_worker("w1")
         stack.start_worker("w2")
         c = client(stack.start_app())
-        job_id = submit(c, **{**LONGER, "epochs": 16})
-        job = wait_job(c, job_id, {"succeeded"}, timeout=300)
+        # Long enough that the redelivered copy (swept back every 2 s, then a fresh pool process
+        # that imports torch) always arrives while the job still runs, however fast the machine.
+        job_id = submit(c, **{**LONGER, "epochs": 200})
         logs = lambda: stack.log("worker-w1") + stack.log("worker-w2")  # noqa: E731
-        # it was redelivered while running (and maybe again after): each copy was a no-op
-        wait_for(lambda: "another worker owns it" in logs(), 30, "the redelivered copy")
+        wait_for(lambda: "another worker owns it" in logs(), 90, "the redelivered copy")
+        assert c.get(f"/jobs/{job_id}").json()["state"] == "running"
+        assert c.post(f"/jobs/{job_id}/cancel", headers=AUTH).status_code == 202
+        job = wait_job(c, job_id, {"cancelled"}, timeout=60)
         assert job["attempts"] == 1
         steps = steps_logged(stack, job_id)
         assert steps == sorted(set(steps)), "two trainers would log the same steps twice"
