@@ -5,6 +5,12 @@ G is hardly corrected in (the colour-noise question of BENCHMARKS.md, "Upsamplin
 
     python benchmarks/d_sensitivity.py --work /work/qwork             # every run of a quality_bench --work
     python benchmarks/d_sensitivity.py --state run/checkpoints/epoch-0010.pt --data faces/
+    python benchmarks/d_sensitivity.py --work /work/qwork --chroma    # and the colour-blur table
+
+With --chroma, a second table: SWD (256 faces against the 256 reals), colour noise and the fine
+luma energy of the EMA G's faces over the data's, as they are and with only their colour
+difference channels (Cb, Cr) blurred once or twice by the 3x3 box, luma untouched. It asks
+whether the fine colour G adds is what SWD holds against its faces.
 
 Bands: Y, Cb, Cr (BT.601) of the images in 0..1; coarse = a 3x3 box blur, fine = the rest
 (model/spectrum.py). The gradient is taken with respect to Y, Cb, Cr (D(x) with x = YCC^-1 y, so
@@ -24,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.spectrum import YCC, blur3, colour_stats  # noqa: E402
+from model.spectrum import YCC, blur3, colour_stats, fine_energy, to_ycc  # noqa: E402
 
 IMAGES = 256
 BANDS = ("luma coarse", "luma fine", "colour coarse", "colour fine")
@@ -51,6 +57,33 @@ def gradient_shares(d: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     # x in [-1, 1] is 2 * rgb - 1; the factor 2 is the same in every band
     energy = band_energy(gradient_in_ycc(x.grad))
     return energy / energy.sum()
+
+
+def chroma_blur(images: torch.Tensor, times: int) -> torch.Tensor:
+    """Images in [-1, 1] with their Cb and Cr blurred `times` times by the 3x3 box, Y kept."""
+    ycc = to_ycc(images)  # linear: the [-1, 1] offset stays in Y
+    colour = ycc[:, 1:]
+    for _ in range(times):
+        colour = blur3(colour)
+    out = torch.einsum("ij,njhw->nihw", torch.linalg.inv(YCC), torch.cat([ycc[:, :1], colour], 1))
+    return out.clamp(-1, 1)
+
+
+def chroma_row(name: str, state: dict, reals: torch.Tensor) -> str:
+    from model.sampling import networks_from_checkpoint, run_generator, sample_noise
+    from model.swd import pyramid_descriptors, swd
+
+    g_ema, _ = networks_from_checkpoint(state)
+    ema = run_generator(g_ema, sample_noise(3, range(IMAGES), g_ema.nz)).float()
+    real_desc, real_stats = pyramid_descriptors(reals), colour_stats(reals)
+    real_luma = fine_energy(to_ycc(reals.add(1).div(2))[:, 0])
+    cells = []
+    for times in (0, 1, 2):
+        faces = chroma_blur(ema, times)
+        luma = fine_energy(to_ycc(faces.add(1).div(2).clamp(0, 1))[:, 0]) / real_luma
+        cells.append(f"{swd(real_desc, faces)['swd']:.1f}, colour {float(colour_stats(faces)[4] / real_stats[4]):.2f}, "
+                     f"luma {float(luma):.2f}")
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def untrained_like(cfg_dict: dict) -> torch.nn.Module:
@@ -101,29 +134,38 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="a quality_bench --work folder: every <set>/<config>/state.pt")
     ap.add_argument("--state", type=Path, help="one checkpoint (a job's, or a quality_bench state.pt)")
     ap.add_argument("--data", type=Path, help="the checkpoint's training images (with --state)")
+    ap.add_argument("--chroma", action="store_true", help="also SWD with G's colour detail blurred away")
     args = ap.parse_args()
     if not args.work and not (args.state and args.data):
         ap.error("give --work, or --state and --data")
     torch.set_num_threads(1)
-    print(f"| run | D, images | {' | '.join(BANDS)} | colour share of fine | colour noise |")
-    print("|---|---|" + "---|" * (len(BANDS) + 2))
-    print(isotropic_row())
     if args.state:
-        state = torch.load(args.state, weights_only=True)
-        for row in report(args.state.name, state.get("trainer", state), reals_of(args.data, None)):
-            print(row, flush=True)
-        return
-    for set_dir in sorted(p for p in args.work.iterdir() if (args.work / "data" / p.name).is_dir()):
-        reals = reals_of(args.work / "data" / set_dir.name, args.work / "cache")
-        for path in sorted(set_dir.glob("*/state.pt")):
-            state = torch.load(path, weights_only=True)["trainer"]
-            try:
-                rows = report(f"{set_dir.name}/{path.parent.name}", state, reals)
-            except RuntimeError as exc:  # a state saved by other code (its layers differ)
-                print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
-                continue
-            for row in rows:
-                print(row, flush=True)
+        runs = [(args.state.name, lambda: reals_of(args.data, None), [args.state])]
+    else:
+        runs = [(set_dir.name, lambda d=set_dir: reals_of(args.work / "data" / d.name, args.work / "cache"),
+                 sorted(set_dir.glob("*/state.pt")))
+                for set_dir in sorted(p for p in args.work.iterdir() if (args.work / "data" / p.name).is_dir())]
+    tables = [("gradient", report)] + ([("chroma", lambda n, s, r: [chroma_row(n, s, r)])] if args.chroma else [])
+    for table, rows_of in tables:
+        if table == "gradient":
+            print(f"| run | D, images | {' | '.join(BANDS)} | colour share of fine | colour noise |")
+            print("|---|---|" + "---|" * (len(BANDS) + 2))
+            print(isotropic_row())
+        else:
+            print("\n| run | as made: SWD, colour noise, fine luma | Cb, Cr blurred once | twice |")
+            print("|---|---|---|---|")
+        for label, reals_for, paths in runs:
+            reals = reals_for()
+            for path in paths:
+                saved = torch.load(path, weights_only=True)
+                name = label if args.state else f"{label}/{path.parent.name}"
+                try:
+                    rows = rows_of(name, saved.get("trainer", saved), reals)
+                except RuntimeError as exc:  # a state saved by other code (its layers differ)
+                    print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+                    continue
+                for row in rows:
+                    print(row, flush=True)
 
 
 if __name__ == "__main__":
