@@ -44,17 +44,15 @@ class _ResizeConv(nn.Sequential):
 
 
 class _Blur(nn.Module):
-    """A fixed separable low-pass on every channel, edges replicated. [1, 2, 1] (the default):
-    zero response at the period-2 frequency and 1/4 at period 3, so a pattern that a stride-2
-    transposed conv stamps on alternate pixels does not leave the layer (the blur after each
-    upsampling transposed conv in StyleGAN2, Karras et al. 2020). [1, 1, 1]: zero response at
-    period 3; after a x3 nearest resize it makes the resize a linear interpolation, without the
-    3-pixel steps. No parameters, nothing in the state dict."""
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass on every channel, edges replicated: its response
+    is zero at the period-2 frequency and 1/4 at period 3, so a pattern that a stride-2 transposed
+    conv stamps on alternate pixels does not leave the layer (the blur after each upsampling
+    transposed conv in StyleGAN2, Karras et al. 2020). No parameters, nothing in the state dict."""
 
-    def __init__(self, channels: int, taps: tuple[float, ...] = (1.0, 2.0, 1.0)) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        t = torch.tensor(taps)
-        kernel = (torch.outer(t, t) / t.sum() ** 2).expand(channels, 1, 3, 3).contiguous()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (torch.outer(taps, taps) / 16).expand(channels, 1, 3, 3).contiguous()
         self.register_buffer("kernel", kernel, persistent=False)  # a fixed shape: ONNX exports it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +68,7 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    if upsample in ("resize-last-blur", "resize-last-smooth") and last:  # the conv stays "N.0.weight"
+    if upsample == "resize-last-blur" and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
@@ -78,13 +76,9 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
 def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     """32 -> 96 px and to 3 channels: the seed's 5x5 stride-3 transposed conv (its kernel
     overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
-    pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and the `resize-last` options,
-    which resize in this step only: the uneven overlap is here, and this step is the cheapest to
-    resize). `resize-last-smooth` follows it with a [1, 1, 1] box on the 3 output channels: the
-    box commutes with the conv, so this is a x3 linear interpolation then the conv, at the cost
-    of a 3-channel blur (a nearest resize leaves 3-pixel steps on sharp edges: a period-3 peak)."""
-    if upsample == "resize-last-smooth":  # the resize + conv at index 0: "N.0.1.weight"
-        return nn.Sequential(_ResizeConv(cin, 3, 3), _Blur(3, (1.0, 1.0, 1.0)))
+    pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
+    `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
+    the cheapest to resize)."""
     if upsample in ("resize", "resize-last", "resize-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":

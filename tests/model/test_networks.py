@@ -178,36 +178,3 @@ def test_resize_last_blur_is_resize_last_with_a_blur_after_the_16_to_32_transpos
     assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
     assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in plain.parameters())
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
-
-
-def test_the_box_blur_removes_a_period_3_pattern_and_makes_the_x3_resize_linear():
-    from model.networks import _Blur
-
-    box = _Blur(1, (1.0, 1.0, 1.0))
-    stripes = (torch.arange(12) % 3 == 0).float().expand(12, 12).reshape(1, 1, 12, 12)  # period 3
-    inner = box(stripes)[0, 0, 1:-1, 1:-1]
-    assert torch.allclose(inner, torch.full_like(inner, 1 / 3))
-    # after a x3 nearest resize, the box is a x3 linear interpolation (away from the edges)
-    x = torch.randn(1, 1, 8, 8)
-    nearest = box(torch.nn.functional.interpolate(x, scale_factor=3, mode="nearest"))
-    linear = torch.nn.functional.interpolate(x, scale_factor=3, mode="bilinear", align_corners=False)
-    assert torch.allclose(nearest[..., 3:-3, 3:-3], linear[..., 3:-3, 3:-3], atol=1e-6)
-
-
-@pytest.mark.parametrize("arch", ["seed", "resnet"])
-def test_resize_last_smooth_boxes_the_output_which_commutes_with_the_last_conv(arch):
-    from model.config import TrainConfig
-    from model.networks import _Blur, _ResizeConv, networks_for
-
-    g, _ = networks_for(TrainConfig(arch=arch, upsample="resize-last-smooth", ngf=16, ndf=16))
-    last = g.main[-2]  # then the Tanh
-    resize_conv, box = last
-    assert isinstance(resize_conv, _ResizeConv) and resize_conv.scale == 3 and isinstance(box, _Blur)
-    assert box.kernel.shape == (3, 1, 3, 3) and torch.allclose(box.kernel, torch.full((3, 1, 3, 3), 1 / 9))
-    # the box after the conv equals the conv after a box on the resized features (a linear resize)
-    x = torch.randn(2, 16, 32, 32)
-    up = torch.nn.functional.interpolate(x, scale_factor=3, mode="nearest")
-    before = resize_conv[1](_Blur(16, (1.0, 1.0, 1.0))(up))
-    with torch.no_grad():
-        assert torch.allclose(last(x)[..., 2:-2, 2:-2], before[..., 2:-2, 2:-2], atol=1e-5)
-    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)

@@ -16,7 +16,6 @@ OPTIONS = {
     "resnet+resize": {"arch": "resnet", "upsample": "resize"},
     "resize-last": {"upsample": "resize-last"},
     "resize-last-blur": {"upsample": "resize-last-blur"},
-    "resize-last-smooth": {"upsample": "resize-last-smooth"},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "r1": {"r1_gamma": 1.0},
