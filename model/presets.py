@@ -22,12 +22,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "seed": Preset("the seed write-up's recipe exactly (the defaults)"),
     "fast": Preset(
-        "for small budgets: hinge loss, spectral norm on D, DiffAugment, Adam betas (0, 0.99), "
-        "G on every batch, G half and D a quarter of the seed's width, batch 32, learning rates "
-        "decayed to 0 over the job's second half (measured in BENCHMARKS.md, 'Time to quality')",
-        {"loss": "hinge", "spectral_norm": True, "diffaugment": "color,translation,cutout",
+        "for small budgets: hinge loss, spectral norm on D, DiffAugment (translation, cutout), "
+        "Adam betas (0, 0.99), G on every batch, G half and D a quarter of the seed's width, "
+        "batch 32, learning rates decayed to 0 over the job's second half, G's last step a "
+        "resize + conv with a blur before it (measured in BENCHMARKS.md, 'Time to quality')",
+        {"loss": "hinge", "spectral_norm": True, "diffaugment": "translation,cutout",
          "beta1": 0.0, "beta2": 0.99, "g_every": 1, "ngf": 32, "ndf": 16, "batch_size": 32,
-         "lr_decay_from": 0.5}),
+         "lr_decay_from": 0.5, "upsample": "resize-last-blur"}),
 }
 
 
