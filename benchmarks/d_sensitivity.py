@@ -30,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model.config import ConfigError  # noqa: E402
 from model.spectrum import YCC, blur3, colour_stats, fine_energy, to_ycc  # noqa: E402
 
 IMAGES = 256
@@ -161,7 +162,7 @@ def main() -> None:
                 name = label if args.state else f"{label}/{path.parent.name}"
                 try:
                     rows = rows_of(name, saved.get("trainer", saved), reals)
-                except RuntimeError as exc:  # a state saved by other code (its layers differ)
+                except (RuntimeError, ConfigError) as exc:  # a state saved by other code (layers or options differ)
                     print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
                     continue
                 for row in rows:
