@@ -141,33 +141,29 @@ def main() -> None:
         ap.error("give --work, or --state and --data")
     torch.set_num_threads(1)
     if args.state:
-        runs = [(args.state.name, lambda: reals_of(args.data, None), [args.state])]
+        runs = [(args.data, None, [(args.state.name, args.state)])]
     else:
-        runs = [(set_dir.name, lambda d=set_dir: reals_of(args.work / "data" / d.name, args.work / "cache"),
-                 sorted(set_dir.glob("*/state.pt")))
-                for set_dir in sorted(p for p in args.work.iterdir() if (args.work / "data" / p.name).is_dir())]
-    tables = [("gradient", report)] + ([("chroma", lambda n, s, r: [chroma_row(n, s, r)])] if args.chroma else [])
-    for table, rows_of in tables:
-        if table == "gradient":
-            print(f"| run | D, images | {' | '.join(BANDS)} | colour share of fine | colour noise |")
-            print("|---|---|" + "---|" * (len(BANDS) + 2))
-            print(isotropic_row())
-        else:
-            print("\n| run | as made: SWD, colour noise, fine luma | Cb, Cr blurred once | twice |")
-            print("|---|---|---|---|")
-        for label, reals_for, paths in runs:
-            reals = reals_for()
-            for path in paths:
-                saved = torch.load(path, weights_only=True)
-                name = label if args.state else f"{label}/{path.parent.name}"
-                try:
-                    rows = rows_of(name, saved.get("trainer", saved), reals)
-                except (RuntimeError, ConfigError) as exc:  # a state saved by other code (layers or options differ)
-                    print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
-                    continue
-                for row in rows:
+        runs = [(args.work / "data" / d.name, args.work / "cache",
+                 [(f"{d.name}/{path.parent.name}", path) for path in sorted(d.glob("*/state.pt"))])
+                for d in sorted(p for p in args.work.iterdir() if (args.work / "data" / p.name).is_dir())]
+    print(f"| run | D, images | {' | '.join(BANDS)} | colour share of fine | colour noise |")
+    print("|---|---|" + "---|" * (len(BANDS) + 2))
+    print(isotropic_row())
+    chroma = ["", "| run | as made: SWD, colour noise, fine luma | Cb, Cr blurred once | twice |", "|---|---|---|---|"]
+    for data_dir, cache, named_paths in runs:
+        reals = reals_of(data_dir, cache)
+        for name, path in named_paths:
+            saved = torch.load(path, weights_only=True)
+            state = saved.get("trainer", saved)
+            try:
+                for row in report(name, state, reals):
                     print(row, flush=True)
-
+                if args.chroma:
+                    chroma.append(chroma_row(name, state, reals))
+            except (RuntimeError, ConfigError) as exc:  # a state saved by other code (layers or options differ)
+                print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    if args.chroma:
+        print("\n".join(chroma))
 
 if __name__ == "__main__":
     main()
