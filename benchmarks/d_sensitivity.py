@@ -35,6 +35,7 @@ from model.spectrum import YCC, blur3, colour_stats, fine_energy, to_ycc  # noqa
 
 IMAGES = 256
 BANDS = ("luma coarse", "luma fine", "colour coarse", "colour fine")
+RGB_OF_YCC = torch.linalg.inv(YCC)  # rgb = RGB_OF_YCC @ (Y, Cb, Cr)
 
 
 def band_energy(ycc: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,7 @@ def band_energy(ycc: torch.Tensor) -> torch.Tensor:
 def gradient_in_ycc(grad_rgb: torch.Tensor) -> torch.Tensor:
     """A gradient with respect to RGB, as one with respect to Y, Cb, Cr: rgb = YCC^-1 y, so
     grad_y = YCC^-T grad_rgb."""
-    return torch.einsum("ji,njhw->nihw", torch.linalg.inv(YCC), grad_rgb)
+    return torch.einsum("ji,njhw->nihw", RGB_OF_YCC, grad_rgb)
 
 
 def gradient_shares(d: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,7 @@ def chroma_blur(images: torch.Tensor, times: int) -> torch.Tensor:
     colour = ycc[:, 1:]
     for _ in range(times):
         colour = blur3(colour)
-    out = torch.einsum("ij,njhw->nihw", torch.linalg.inv(YCC), torch.cat([ycc[:, :1], colour], 1))
+    out = torch.einsum("ij,njhw->nihw", RGB_OF_YCC, torch.cat([ycc[:, :1], colour], 1))
     return out.clamp(-1, 1)
 
 
