@@ -16,6 +16,8 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-even    fast-1206 with G's last transposed conv 9x9 (an even overlap at stride 3)
   fast-rl      fast-1206 with resize + conv in G's last (32 -> 96 px) step only
   fast-rlb     fast-rl with a fixed [1, 2, 1] blur after the 16 -> 32 px transposed conv
+  fast-1207    `fast` as of 2026-12-07: DiffAugment translation,cutout, upsample resize-last-blur
+  fast-llb     fast-1207 with a linear in place of the nearest x3 resize (linear-last-blur)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -51,6 +53,8 @@ sys.path.insert(0, str(ROOT))
 # `fast` as it was until 2026-12-07 (DiffAugment's colour transform, the seed's transposed convs):
 # the upsampling variants below are measured against it, and keep meaning what they measured.
 FAST_1206 = {"preset": "fast", "diffaugment": "color,translation,cutout", "upsample": "deconv"}
+# `fast` as adopted on 2026-12-07, pinned for the variants measured against it.
+FAST_1207 = {"preset": "fast", "diffaugment": "translation,cutout", "upsample": "resize-last-blur"}
 CONFIGS: dict[str, dict] = {
     "seed": {},
     "seed-g1": {"g_every": 1},
@@ -61,6 +65,8 @@ CONFIGS: dict[str, dict] = {
     "fast-even": {**FAST_1206, "upsample": "even"},
     "fast-rl": {**FAST_1206, "upsample": "resize-last"},
     "fast-rlb": {**FAST_1206, "upsample": "resize-last-blur"},
+    "fast-1207": FAST_1207,
+    "fast-llb": {**FAST_1207, "upsample": "linear-last-blur"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)

@@ -13,28 +13,43 @@ SUBPIXEL_FROM = 16  # input side (px) from which _ResizeConv runs as a sub-pixel
 
 
 class _ResizeConv(nn.Sequential):
-    """A nearest-neighbour resize by `scale` then a 3x3 conv (padding 1), computed as the identical
-    sub-pixel convolution: a 3x3 conv at the input's size into scale^2 as many channels, then a
-    pixel shuffle. After a nearest resize, each output pixel's 3x3 window reads only the input
-    pixels at offsets -1, 0, 1 of its own, so the conv's weights fold into one low-resolution kernel
-    per output phase. Same parameters and state dict as `Sequential(Upsample, Conv2d)` (old
+    """A resize by `scale` then a 3x3 conv (padding 1), computed as the identical sub-pixel
+    convolution: a 3x3 conv at the input's size into scale^2 as many channels, then a pixel
+    shuffle. After the resize, each output pixel's 3x3 window reads only the input pixels at
+    offsets -1, 0, 1 of its own, so the conv's weights fold into one low-resolution kernel per
+    output phase. Same parameters and state dict as `Sequential(Upsample, Conv2d)` (old
     checkpoints load), outputs equal to float rounding, and no enlarged copy of the input: 8x less
     CPU time for the 32 -> 96 px step, 1.1-1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
-    is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour")."""
+    is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour").
 
-    def __init__(self, cin: int, cout: int, scale: int) -> None:
-        super().__init__(nn.Upsample(scale_factor=scale), nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
-        self.scale = scale
-        # fold[(phase, offset), tap] = 1 where the conv tap (-1, 0, 1) of an output pixel in this
-        # phase (0 .. scale-1) reads the input pixel at this offset (-1, 0, 1) from its own.
+    `linear=True` resizes by linear interpolation (half-pixel centres, as `align_corners=False`)
+    instead of nearest-neighbour: each output pixel blends its two nearest input pixels, so a hard
+    edge becomes a ramp rather than a step of `scale` pixels, which the conv's per-phase kernels
+    would otherwise repeat as a period-`scale` pattern. The input counts as zero-padded by one
+    pixel before the resize (the folded conv's reading); it always runs folded."""
+
+    def __init__(self, cin: int, cout: int, scale: int, linear: bool = False) -> None:
+        super().__init__(nn.Upsample(scale_factor=scale, mode="bilinear" if linear else "nearest"),
+                         nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
+        self.scale, self.linear = scale, linear
+        # fold[(phase, offset), tap]: how much the conv tap (-1, 0, 1) of an output pixel in this
+        # phase (0 .. scale-1) reads of the input pixel at this offset (-1, 0, 1) from its own.
         fold = torch.zeros(scale * 3, 3)
         for phase in range(scale):
             for tap in range(3):
-                fold[phase * 3 + (phase + tap - 1) // scale + 1, tap] = 1.0
+                q = phase + tap - 1  # the read pixel's place in the output, from its block's start
+                if linear:  # its centre in input pixels, relative to the block's own input pixel
+                    src = (q + 0.5) / scale - 0.5
+                    lo = int(torch.floor(torch.tensor(src)))
+                    fold[phase * 3 + lo + 1, tap] += 1.0 - (src - lo)
+                    if src != lo:
+                        fold[phase * 3 + lo + 2, tap] += src - lo
+                else:
+                    fold[phase * 3 + q // scale + 1, tap] = 1.0
         self.register_buffer("fold", fold, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] < SUBPIXEL_FROM:  # a small input: the plain form is as fast or faster
+        if x.shape[-1] < SUBPIXEL_FROM and not self.linear:  # the plain form is as fast or faster
             return super().forward(x)
         w = self[1].weight  # (cout, cin, 3, 3)
         cout, cin, s = w.shape[0], w.shape[1], self.scale
@@ -68,7 +83,7 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    if upsample == "resize-last-blur" and last:  # the conv stays at index 0: "N.0.weight"
+    if upsample in ("resize-last-blur", "linear-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
@@ -78,7 +93,9 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
     pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
     `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
-    the cheapest to resize)."""
+    the cheapest to resize), or `linear-last-blur`'s x3 linear resize and a 3x3 conv."""
+    if upsample == "linear-last-blur":
+        return _ResizeConv(cin, 3, 3, linear=True)
     if upsample in ("resize", "resize-last", "resize-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":

@@ -137,6 +137,42 @@ def test_resize_conv_is_a_nearest_resize_then_the_conv_and_keeps_their_parameter
     assert torch.allclose(layer[1].weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-3)  # sums of ~2,600 terms
 
 
+@pytest.mark.parametrize("scale,side", [(2, 5), (3, 4), (3, 17)])
+def test_linear_resize_conv_is_a_linear_resize_of_the_zero_padded_input_then_the_conv(scale, side):
+    # the folded form's reading, spelt out: pad by one pixel of zeros, resize linearly
+    # (align_corners=False), keep the resized input's pixels plus one for the conv's window, conv
+    from model.networks import _ResizeConv
+
+    torch.manual_seed(scale * 10 + side)
+    layer = _ResizeConv(6, 4, scale, linear=True)
+    x = torch.randn(3, 6, side, side)
+    big = torch.nn.functional.interpolate(torch.nn.functional.pad(x, (1, 1, 1, 1)), scale_factor=scale,
+                                          mode="bilinear", align_corners=False)
+    window = big[..., scale - 1:-(scale - 1), scale - 1:-(scale - 1)]
+    theirs = torch.nn.functional.conv2d(window, layer[1].weight)
+    ours = layer(x)
+    assert ours.shape == theirs.shape == (3, 4, side * scale, side * scale)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert list(layer.state_dict()) == ["1.weight"]
+    # every phase's kernel reads a weighted mean of its input pixels: a flat input stays flat inside
+    flat = layer(torch.ones(1, 6, side, side))[..., scale:-scale, scale:-scale]
+    assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-5)
+
+
+def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
+    from model.config import TrainConfig
+    from model.networks import _ResizeConv, networks_for
+
+    g, _ = networks_for(TrainConfig(upsample="linear-last-blur", ngf=16, ndf=16))
+    near, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
+    assert [type(m) for m in g.modules()] == [type(m) for m in near.modules()]
+    assert [(m.scale, m.linear) for m in g.modules() if isinstance(m, _ResizeConv)] == [(3, True)]
+    g.load_state_dict(near.state_dict())  # the same parameters under the same names
+    z = torch.randn(2, 100, 1, 1)
+    g.eval(), near.eval()
+    assert g(z).shape == (2, 3, 96, 96) and not torch.allclose(g(z), near(z))
+
+
 @pytest.mark.parametrize("arch", ["seed", "resnet"])
 def test_resize_last_keeps_the_2x_transposed_convs_and_resizes_only_32_to_96(arch):
     from model.config import TrainConfig
