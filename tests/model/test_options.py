@@ -16,6 +16,7 @@ OPTIONS = {
     "resnet+resize": {"arch": "resnet", "upsample": "resize"},
     "resize-last": {"upsample": "resize-last"},
     "resize-last-blur": {"upsample": "resize-last-blur"},
+    "linear-last-blur": {"upsample": "linear-last-blur"},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "r1": {"r1_gamma": 1.0},
