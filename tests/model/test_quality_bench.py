@@ -53,6 +53,26 @@ def test_the_latest_state_row_keeps_its_columns_and_leaves_out_finished_runs(ima
     assert [im for _, im in grids_from_states(tmp_path, "synthetic", ["absent", "mine"], done_at=0.005)] == [None, None]
 
 
+def test_a_look_missing_from_a_finished_run_is_measured_on_its_final_state_as_the_run_would(
+        image_folder: Path, tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.quality_bench import add_missing_looks
+
+    out = tmp_path / "synthetic" / "mine"
+    assert run_one(image_folder, TINY, out, 0.005).returncode == 0
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(image_folder)
+    measured = json.loads((out / "result.json").read_text())["rows"]
+    rows = [dict(r) for r in measured]
+    del rows[-1]["artefact_p6"]  # as a run from before the period-6 figure
+    add_missing_looks(tmp_path, "synthetic", "mine", rows, 0.005)
+    assert rows == measured  # the same G, noise and reals: the run's own figures, to the digit
+    assert json.loads((out / "result.json").read_text())["rows"] == measured
+    unfinished = [{k: v for k, v in r.items() if k != "artefact_p6"} for r in measured]
+    add_missing_looks(tmp_path, "synthetic", "mine", unfinished, 0.01)  # the budget not reached: left alone
+    assert "artefact_p6" not in unfinished[-1]
+
+
 def test_train_and_the_benchmark_drive_the_same_loop(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
     """Both step through Trainer.run and measure through model.quality.QualityProbe: a change
     to the batch step, the learning-rate schedule or the SWD measure made there is what
