@@ -62,12 +62,14 @@ class _Blur(nn.Module):
     """A fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass on every channel, edges replicated: its response
     is zero at the period-2 frequency and 1/4 at period 3, so a pattern that a stride-2 transposed
     conv stamps on alternate pixels does not leave the layer (the blur after each upsampling
-    transposed conv in StyleGAN2, Karras et al. 2020). No parameters, nothing in the state dict."""
+    transposed conv in StyleGAN2, Karras et al. 2020). `box=True`: [1, 1, 1] x [1, 1, 1] / 9,
+    whose response is zero at period 3 (and -1/3 at period 2). No parameters, nothing in the
+    state dict."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, box: bool = False) -> None:
         super().__init__()
-        taps = torch.tensor([1.0, 2.0, 1.0])
-        kernel = (torch.outer(taps, taps) / 16).expand(channels, 1, 3, 3).contiguous()
+        taps = torch.tensor([1.0, 1.0, 1.0] if box else [1.0, 2.0, 1.0])
+        kernel = (torch.outer(taps, taps) / taps.sum() ** 2).expand(channels, 1, 3, 3).contiguous()
         self.register_buffer("kernel", kernel, persistent=False)  # a fixed shape: ONNX exports it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,9 +146,10 @@ class Discriminator(nn.Module):
     normalisation and WGAN-GP, whose papers use none in D) and gives the convs a bias instead.
     """
 
-    def __init__(self, ndf: int = 64, batchnorm: bool = True) -> None:
+    def __init__(self, ndf: int = 64, batchnorm: bool = True, antialias: bool = False) -> None:
         super().__init__()
         bias = not batchnorm  # a conv followed by BatchNorm needs no bias; one without it does
+        self.blur = _Blur(3, box=True) if antialias else nn.Identity()  # outside `main`: same state dict
         self.main = nn.Sequential(
             # input is 3 x 96 x 96
             nn.Conv2d(3, ndf, 5, 3, 1, bias=bias),
@@ -169,7 +172,7 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+        return self.main(self.blur(x)).flatten()
 
 
 def _norm(channels: int, batchnorm: bool) -> list[nn.Module]:
@@ -244,8 +247,9 @@ class ResNetDiscriminator(nn.Module):
     """The seed's discriminator with its three middle convs replaced by residual down-blocks:
     images (N, 3, 96, 96) -> one logit per image, shape (N,)."""
 
-    def __init__(self, ndf: int = 64, batchnorm: bool = True) -> None:
+    def __init__(self, ndf: int = 64, batchnorm: bool = True, antialias: bool = False) -> None:
         super().__init__()
+        self.blur = _Blur(3, box=True) if antialias else nn.Identity()  # as the seed's D
         self.main = nn.Sequential(
             # input is 3 x 96 x 96
             nn.Conv2d(3, ndf, 5, 3, 1, bias=not batchnorm),
@@ -261,7 +265,7 @@ class ResNetDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+        return self.main(self.blur(x)).flatten()
 
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
@@ -297,8 +301,8 @@ def is_spectral_norm(module: nn.Module) -> bool:
 
 
 def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
-                   spectral_norm: bool = False, d_batchnorm: bool = True, upsample: str = "deconv"
-                   ) -> tuple[nn.Module, nn.Module]:
+                   spectral_norm: bool = False, d_batchnorm: bool = True, upsample: str = "deconv",
+                   d_antialias: bool = False) -> tuple[nn.Module, nn.Module]:
     """Both networks with the paper's init, drawn from a CPU generator seeded by `seed`, so the
     starting weights are the same on every machine and the global RNG is left alone. The
     defaults are the seed's nets."""
@@ -307,9 +311,9 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
     # below, and the global RNG is put back as it was.
     with torch.random.fork_rng(devices=[]):
         if arch == "resnet":
-            g, d = ResNetGenerator(nz, ngf, upsample), ResNetDiscriminator(ndf, d_batchnorm)
+            g, d = ResNetGenerator(nz, ngf, upsample), ResNetDiscriminator(ndf, d_batchnorm, d_antialias)
         else:
-            g, d = Generator(nz, ngf, upsample), Discriminator(ndf, d_batchnorm)
+            g, d = Generator(nz, ngf, upsample), Discriminator(ndf, d_batchnorm, d_antialias)
         for net in (g, d):
             for m in net.modules():
                 init_weights(m, rng)
@@ -321,7 +325,7 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
 def networks_for(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     """The initialised G and D that a training run with `cfg` starts from."""
     return build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed, cfg.arch, cfg.spectral_norm, cfg.d_batchnorm,
-                          cfg.upsample)
+                          cfg.upsample, cfg.d_antialias)
 
 
 def count_parameters(module: nn.Module) -> int:
