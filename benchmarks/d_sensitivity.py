@@ -6,11 +6,17 @@ G is hardly corrected in (the colour-noise question of BENCHMARKS.md, "Upsamplin
     python benchmarks/d_sensitivity.py --work /work/qwork             # every run of a quality_bench --work
     python benchmarks/d_sensitivity.py --state run/checkpoints/epoch-0010.pt --data faces/
     python benchmarks/d_sensitivity.py --work /work/qwork --chroma    # and the colour-blur table
+    python benchmarks/d_sensitivity.py --work /work/qwork --periods   # and the grid in D's gradient
 
 With --chroma, a second table: SWD (256 faces against the 256 reals), colour noise and the fine
 luma energy of the EMA G's faces over the data's, as they are and with only their colour
 difference channels (Cb, Cr) blurred once or twice by the 3x3 box, luma untouched. It asks
 whether the fine colour G adds is what SWD holds against its faces.
+
+With --periods, a third table: the peak prominence (model/spectrum.py; 1 = no peak) at periods 2,
+3 and 6 of D's input gradient on G's images, for the trained D and an untrained one of the same
+config, beside that of G's images themselves. G learns only through that gradient: a peak there
+is a grid D teaches G.
 
 Bands: Y, Cb, Cr (BT.601) of the images in 0..1; coarse = a 3x3 box blur, fine = the rest
 (model/spectrum.py). The gradient is taken with respect to Y, Cb, Cr (D(x) with x = YCC^-1 y, so
@@ -31,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.config import ConfigError  # noqa: E402
-from model.spectrum import YCC, blur3, colour_stats, fine_energy, to_ycc  # noqa: E402
+from model.spectrum import YCC, blur3, colour_stats, fine_energy, power_spectrum, prominence, to_ycc  # noqa: E402
 
 IMAGES = 256
 BANDS = ("luma coarse", "luma fine", "colour coarse", "colour fine")
@@ -54,10 +60,8 @@ def gradient_in_ycc(grad_rgb: torch.Tensor) -> torch.Tensor:
 
 def gradient_shares(d: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Each band's share of the energy of grad D with respect to the images' Y, Cb, Cr."""
-    x = images.detach().clone().requires_grad_(True)
-    d(x).sum().backward()
-    # x in [-1, 1] is 2 * rgb - 1; the factor 2 is the same in every band
-    energy = band_energy(gradient_in_ycc(x.grad))
+    # images in [-1, 1] are 2 * rgb - 1; the factor 2 is the same in every band
+    energy = band_energy(gradient_in_ycc(input_gradient(d, images)))
     return energy / energy.sum()
 
 
@@ -86,6 +90,26 @@ def chroma_row(name: str, state: dict, reals: torch.Tensor) -> str:
         cells.append(f"{swd(real_desc, faces)['swd']:.1f}, colour {float(colour_stats(faces)[4] / real_stats[4]):.2f}, "
                      f"luma {float(luma):.2f}")
     return f"| {name} | " + " | ".join(cells) + " |"
+
+
+GRID_PERIODS = (2, 3, 6)
+
+
+def input_gradient(d: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    x = images.detach().clone().requires_grad_(True)
+    d(x).sum().backward()
+    return x.grad
+
+
+def period_row(name: str, state: dict) -> str:
+    from model.sampling import networks_from_checkpoint, run_generator, sample_noise
+
+    g_raw, d = networks_from_checkpoint({**state, "generator_ema": None}, with_discriminator=True)
+    fakes = run_generator(g_raw, sample_noise(3, range(IMAGES), g_raw.nz)).float()
+    spectra = [power_spectrum(input_gradient(d.to(memory_format=torch.contiguous_format), fakes)),
+               power_spectrum(input_gradient(untrained_like(state["config"]), fakes)), power_spectrum(fakes)]
+    return f"| {name} | " + " | ".join(" / ".join(f"{prominence(sp, p):.2f}" for sp in spectra)
+                                       for p in GRID_PERIODS) + " |"
 
 
 def untrained_like(cfg_dict: dict) -> torch.nn.Module:
@@ -137,6 +161,7 @@ def main() -> None:
     ap.add_argument("--state", type=Path, help="one checkpoint (a job's, or a quality_bench state.pt)")
     ap.add_argument("--data", type=Path, help="the checkpoint's training images (with --state)")
     ap.add_argument("--chroma", action="store_true", help="also SWD with G's colour detail blurred away")
+    ap.add_argument("--periods", action="store_true", help="also the period-2, 3 and 6 peaks of D's gradient")
     args = ap.parse_args()
     if not args.work and not (args.state and args.data):
         ap.error("give --work, or --state and --data")
@@ -151,6 +176,8 @@ def main() -> None:
     print("|---|---|" + "---|" * (len(BANDS) + 2))
     print(isotropic_row())
     chroma = ["", "| run | as made: SWD, colour noise, fine luma | Cb, Cr blurred once | twice |", "|---|---|---|---|"]
+    periods = ["", "| run | " + " | ".join(f"period {p}: trained D / untrained D / G's images" for p in GRID_PERIODS)
+               + " |", "|---|" + "---|" * len(GRID_PERIODS)]
     for data_dir, cache, named_paths in runs:
         reals = reals_of(data_dir, cache)
         for name, path in named_paths:
@@ -161,10 +188,14 @@ def main() -> None:
                     print(row, flush=True)
                 if args.chroma:
                     chroma.append(chroma_row(name, state, reals))
+                if args.periods:
+                    periods.append(period_row(name, state))
             except (RuntimeError, ConfigError) as exc:  # a state saved by other code (layers or options differ)
                 print(f"skipped {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
     if args.chroma:
         print("\n".join(chroma))
+    if args.periods:
+        print("\n".join(periods))
 
 if __name__ == "__main__":
     main()

@@ -214,3 +214,25 @@ def test_resize_last_blur_is_resize_last_with_a_blur_after_the_16_to_32_transpos
     assert [m.scale for m in g.modules() if isinstance(m, _ResizeConv)] == [3]
     assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in plain.parameters())
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
+@pytest.mark.parametrize("arch", ["seed", "resnet"])
+def test_an_antialiased_d_hands_g_no_period_3_pattern_and_keeps_the_state_dict(arch):
+    # D's first conv has stride 3 and its gradient is that conv transposed: whatever D's weights,
+    # the box on D's input takes the period-3 frequencies out of the gradient G learns from. The
+    # parameters and their names are those of the plain D.
+    from benchmarks.d_sensitivity import input_gradient
+    from model.config import TrainConfig
+    from model.networks import networks_for
+    from model.spectrum import _peak_bins, power_spectrum
+
+    share = {}
+    for antialias in (False, True):
+        _, d = networks_for(TrainConfig(arch=arch, ngf=8, ndf=8, spectral_norm=True, d_antialias=antialias))
+        images = torch.rand(8, 3, 96, 96, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        spectrum = power_spectrum(input_gradient(d.eval(), images))
+        at_period_3 = spectrum[[u for u, _ in _peak_bins(96, 3)], [v for _, v in _peak_bins(96, 3)]].mean()
+        share[antialias] = float(at_period_3 / spectrum.mean())
+        assert list(d.state_dict()) == list(networks_for(TrainConfig(arch=arch, ngf=8, ndf=8,
+                                                                     spectral_norm=True))[1].state_dict())
+    assert share[False] > 0.05 and share[True] < 0.01 * share[False], share  # what is left: the edges
