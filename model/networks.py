@@ -48,42 +48,14 @@ class _ResizeConv(nn.Sequential):
                     fold[phase * 3 + q // scale + 1, tap] = 1.0
         self.register_buffer("fold", fold, persistent=False)
 
-    def folded_weight(self) -> torch.Tensor:
-        """The (cout * scale^2, cin, 3, 3) low-resolution kernel, channels in pixel_shuffle's order."""
-        w = self[1].weight  # (cout, cin, 3, 3)
-        cout, cin, s = w.shape[0], w.shape[1], self.scale
-        folded = self.fold @ w @ self.fold.T  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
-        return folded.reshape(cout, cin, s, 3, s, 3).permute(0, 2, 4, 1, 3, 5).reshape(cout * s * s, cin, 3, 3)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] < SUBPIXEL_FROM and not self.linear:  # the plain form is as fast or faster
             return super().forward(x)
-        return nn.functional.pixel_shuffle(nn.functional.conv2d(x, self.folded_weight(), padding=1), self.scale)
-
-
-class _SubPixelConv(nn.Module):
-    """A free sub-pixel convolution (Shi et al. 2016): a 3x3 conv at the input's size into
-    scale^2 as many channels, then a pixel shuffle; every output phase has a full 3x3 kernel of
-    its own. A nearest resize + 3x3 conv is the special case whose phase kernels are folds of one
-    kernel, and there the middle pixel of each block reads only its own input pixel, so an edge
-    can only fall on a block's border (3-px steps at x3). Here each phase may interpolate.
-    `init_as_resize` starts it as exactly such a resize + conv (ICNR, Aitken et al. 2017: no
-    initial grid); training moves the phases apart only where that helps. The cost is the
-    folded `_ResizeConv`'s; the last layer has scale^2 times its parameters."""
-
-    def __init__(self, cin: int, cout: int, scale: int) -> None:
-        super().__init__()
-        self.scale, self.cout = scale, cout
-        self.conv = nn.Conv2d(cin, cout * scale * scale, 3, 1, 1, bias=False)
-
-    @torch.no_grad()
-    def init_as_resize(self, generator: torch.Generator | None = None) -> None:
-        resize = _ResizeConv(self.conv.in_channels, self.cout, self.scale)
-        nn.init.normal_(resize[1].weight, 0.0, 0.02, generator=generator)  # the DCGAN init, as init_weights
-        self.conv.weight.copy_(resize.folded_weight())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.pixel_shuffle(self.conv(x), self.scale)
+        w = self[1].weight  # (cout, cin, 3, 3)
+        cout, cin, s = w.shape[0], w.shape[1], self.scale
+        folded = self.fold @ w @ self.fold.T  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
+        folded = folded.reshape(cout, cin, s, 3, s, 3).permute(0, 2, 4, 1, 3, 5).reshape(cout * s * s, cin, 3, 3)
+        return nn.functional.pixel_shuffle(nn.functional.conv2d(x, folded, padding=1), s)
 
 
 class _Blur(nn.Module):
@@ -113,8 +85,7 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    blurred = ("resize-last-blur", "linear-last-blur", "subpixel-last-blur")
-    if upsample in blurred and last:  # the conv stays at index 0: "N.0.weight"
+    if upsample in ("resize-last-blur", "linear-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
@@ -124,12 +95,9 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
     pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
     `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
-    the cheapest to resize), `linear-last-blur`'s x3 linear resize and a 3x3 conv, or
-    `subpixel-last-blur`'s free sub-pixel conv, started as the nearest resize + conv."""
+    the cheapest to resize), or `linear-last-blur`'s x3 linear resize and a 3x3 conv."""
     if upsample == "linear-last-blur":
         return _ResizeConv(cin, 3, 3, linear=True)
-    if upsample == "subpixel-last-blur":
-        return _SubPixelConv(cin, 3, 3)
     if upsample in ("resize", "resize-last", "resize-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":
@@ -349,9 +317,6 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
         for net in (g, d):
             for m in net.modules():
                 init_weights(m, rng)
-        for m in g.modules():
-            if isinstance(m, _SubPixelConv):
-                m.init_as_resize(rng)
         if spectral_norm:
             add_spectral_norm(d, int(torch.randint(0, 2**62, (1,), generator=rng)))
     return g, d

@@ -236,28 +236,3 @@ def test_an_antialiased_d_hands_g_no_period_3_pattern_and_keeps_the_state_dict(a
         assert list(d.state_dict()) == list(networks_for(TrainConfig(arch=arch, ngf=8, ndf=8,
                                                                      spectral_norm=True))[1].state_dict())
     assert share[False] > 0.05 and share[True] < 0.01 * share[False], share  # what is left: the edges
-
-
-def test_a_subpixel_last_step_starts_as_the_nearest_resize_and_conv_and_its_phases_then_move_freely():
-    from model.config import TrainConfig
-    from model.networks import _ResizeConv, _SubPixelConv, networks_for
-
-    free = _SubPixelConv(6, 3, 3)
-    free.init_as_resize(torch.Generator().manual_seed(5))
-    resize = _ResizeConv(6, 3, 3)
-    with torch.no_grad():
-        torch.nn.init.normal_(resize[1].weight, 0.0, 0.02, generator=torch.Generator().manual_seed(5))
-    x = torch.randn(2, 6, 32, 32)
-    assert torch.allclose(free(x), resize(x), atol=1e-6)  # no grid to begin with (ICNR)
-    assert free.conv.weight.numel() == 9 * resize[1].weight.numel()
-    free(x).square().mean().backward()
-    grad = free.conv.weight.grad.reshape(3, 9, 6, 3, 3)
-    folded_away = resize.folded_weight().reshape(3, 9, 6, 3, 3) == 0
-    assert grad[folded_away].abs().sum() > 0  # the middle pixel may now read its neighbours
-
-    g, _ = networks_for(TrainConfig(upsample="subpixel-last-blur", ngf=16, ndf=16))
-    blurred, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
-    assert [type(m) for m in g.main][:-2] == [type(m) for m in blurred.main][:-2]
-    assert isinstance(g.main[-2], _SubPixelConv) and g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
-    last = g.main[-2].conv.weight.detach().reshape(3, 9, 16, 3, 3)
-    assert (last[folded_away[:, :, :1].expand_as(last)] == 0).all()  # built as a resize + conv

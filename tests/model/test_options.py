@@ -18,7 +18,6 @@ OPTIONS = {
     "resize-last-blur": {"upsample": "resize-last-blur"},
     "linear-last-blur": {"upsample": "linear-last-blur"},
     "d_antialias": {"d_antialias": True},
-    "subpixel-last-blur": {"upsample": "subpixel-last-blur"},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
     "r1": {"r1_gamma": 1.0},
