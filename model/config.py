@@ -98,10 +98,10 @@ class TrainConfig:
     # Spectral normalisation of every D layer (Miyato et al. 2018), in place of D's BatchNorm.
     spectral_norm: bool = _field(False, "spectral normalisation on D (drops D's BatchNorm)")
     # A fixed 3x3 box blur on D's input. D's first conv has stride 3, and the gradient it hands G
-    # is that conv transposed: trained, it carries a period-3 pattern (its peak 47-62x its
-    # surroundings, BENCHMARKS.md), which G's last step can copy as a grid. The box's response is
-    # zero at period 3, so none reaches G; a stride-3 conv cannot tell a period-3 texture from a
-    # constant anyway.
+    # is that conv transposed: trained, it carries a period-3 pattern (its peak 47-60x its
+    # surroundings); the box's response is zero at period 3, so none reaches G. Measured
+    # (BENCHMARKS.md, "The emoji's grid"): G's grid stays, SWD is worse, G's colour noise falls
+    # to the data's. In no preset.
     d_antialias: bool = _field(False, "a 3x3 box blur on D's input: no period-3 pattern in the gradient G learns from")
     # Network family: the seed's plain conv stacks, or residual blocks (the seed's own next step)
     # with the same input and output shapes.
