@@ -24,7 +24,8 @@ ARCHS = ("seed", "resnet")
 # How G doubles (and at the end triples) its side (model/networks.py): the seed's transposed
 # convolutions; the same with the last one's kernel a multiple of its stride (9x9 stride 3: every
 # output pixel gets the same number of taps); or nearest-neighbour resizing then a stride-1 conv.
-UPSAMPLES = ("deconv", "even", "resize", "resize-last", "resize-last-blur", "linear-last-blur")
+UPSAMPLES = ("deconv", "even", "resize", "resize-last", "resize-last-blur", "linear-last-blur",
+             "mixed-last-blur")
 # Arithmetic of the training step (model/plan.py): auto = bf16 autocast on CUDA, fp32 on the CPU.
 PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTATIONS = ("color", "translation", "cutout")
@@ -112,11 +113,12 @@ class TrainConfig:
     # that unevenly overlapping transposed kernels do (Odena et al. 2016); or the seed's 2x
     # transposed convs (evenly overlapping) with the resize only in the 32 -> 96 step (resize-last),
     # and the same with a fixed [1, 2, 1] blur after the 16 -> 32 px transposed conv (resize-last-blur),
-    # and that with a linear in place of the nearest x3 resize (linear-last-blur).
+    # and that with a linear in place of the nearest x3 resize (linear-last-blur), or with half
+    # the channels resized linearly and half by nearest neighbour (mixed-last-blur).
     upsample: str = _field("deconv", "generator upsampling: transposed convs (the seed's), the same with "
                            "an evenly overlapping last kernel, nearest resize + conv, resize in the last step "
                            "only, that with a blur after the 16 -> 32 px transposed conv, or that with a "
-                           "linear x3 resize",
+                           "linear x3 resize of all or half of the channels",
                            choices=UPSAMPLES)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.

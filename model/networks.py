@@ -2,6 +2,8 @@
 same input and output shapes (the seed's suggested next step), optionally spectrally normalised."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import _SpectralNorm
@@ -22,40 +24,47 @@ class _ResizeConv(nn.Sequential):
     CPU time for the 32 -> 96 px step, 1.1-1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
     is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour").
 
-    `linear=True` resizes by linear interpolation (half-pixel centres, as `align_corners=False`)
-    instead of nearest-neighbour: each output pixel blends its two nearest input pixels, so a hard
-    edge becomes a ramp rather than a step of `scale` pixels, which the conv's per-phase kernels
-    would otherwise repeat as a period-`scale` pattern. The input counts as zero-padded by one
-    pixel before the resize (the folded conv's reading); it always runs folded."""
+    `linear` of the input channels (the last ones; all with `linear=cin`) are resized by linear
+    interpolation (half-pixel centres, as `align_corners=False`) instead of nearest-neighbour: each
+    output pixel blends its two nearest input pixels, so a hard edge becomes a ramp rather than a
+    step of `scale` pixels, which the conv's per-phase kernels would otherwise repeat as a
+    period-`scale` pattern. Those channels count as zero-padded by one pixel before the resize (the
+    folded conv's reading); with any of them it always runs folded."""
 
-    def __init__(self, cin: int, cout: int, scale: int, linear: bool = False) -> None:
-        super().__init__(nn.Upsample(scale_factor=scale, mode="bilinear" if linear else "nearest"),
+    def __init__(self, cin: int, cout: int, scale: int, linear: int = 0) -> None:
+        super().__init__(nn.Upsample(scale_factor=scale, mode="bilinear" if linear == cin else "nearest"),
                          nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
         self.scale, self.linear = scale, linear
-        # fold[(phase, offset), tap]: how much the conv tap (-1, 0, 1) of an output pixel in this
-        # phase (0 .. scale-1) reads of the input pixel at this offset (-1, 0, 1) from its own.
-        fold = torch.zeros(scale * 3, 3)
-        for phase in range(scale):
-            for tap in range(3):
-                q = phase + tap - 1  # the read pixel's place in the output, from its block's start
-                if linear:  # its centre in input pixels, relative to the block's own input pixel
-                    src = (q + 0.5) / scale - 0.5
-                    lo = int(torch.floor(torch.tensor(src)))
-                    fold[phase * 3 + lo + 1, tap] += 1.0 - (src - lo)
-                    if src != lo:
-                        fold[phase * 3 + lo + 2, tap] += src - lo
-                else:
-                    fold[phase * 3 + q // scale + 1, tap] = 1.0
-        self.register_buffer("fold", fold, persistent=False)
+        # fold[channel, (phase, offset), tap]: how much the conv tap (-1, 0, 1) of an output pixel in
+        # this phase (0 .. scale-1) reads of the input pixel at this offset (-1, 0, 1) from its own.
+        nearest, blend = _fold(scale, linear=False), _fold(scale, linear=True)
+        self.register_buffer("fold", torch.stack([nearest] * (cin - linear) + [blend] * linear), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] < SUBPIXEL_FROM and not self.linear:  # the plain form is as fast or faster
             return super().forward(x)
         w = self[1].weight  # (cout, cin, 3, 3)
         cout, cin, s = w.shape[0], w.shape[1], self.scale
-        folded = self.fold @ w @ self.fold.T  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
+        folded = self.fold @ w @ self.fold.mT  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
         folded = folded.reshape(cout, cin, s, 3, s, 3).permute(0, 2, 4, 1, 3, 5).reshape(cout * s * s, cin, 3, 3)
         return nn.functional.pixel_shuffle(nn.functional.conv2d(x, folded, padding=1), s)
+
+
+def _fold(scale: int, linear: bool) -> torch.Tensor:
+    """(scale * 3, 3): row (phase, offset), column tap, as _ResizeConv's `fold`."""
+    fold = torch.zeros(scale * 3, 3)
+    for phase in range(scale):
+        for tap in range(3):
+            q = phase + tap - 1  # the read pixel's place in the output, from its block's start
+            if linear:  # its centre in input pixels, relative to the block's own input pixel
+                src = (q + 0.5) / scale - 0.5
+                lo = math.floor(src)
+                fold[phase * 3 + lo + 1, tap] += 1.0 - (src - lo)
+                if src != lo:
+                    fold[phase * 3 + lo + 2, tap] += src - lo
+            else:
+                fold[phase * 3 + q // scale + 1, tap] = 1.0
+    return fold
 
 
 class _Blur(nn.Module):
@@ -85,7 +94,7 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    if upsample in ("resize-last-blur", "linear-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
+    if upsample.endswith("-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
     return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
 
@@ -95,9 +104,10 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     overlaps unevenly: the period-3 checkerboard), a 9x9 one (3x3 taps for every output
     pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
     `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
-    the cheapest to resize), or `linear-last-blur`'s x3 linear resize and a 3x3 conv."""
-    if upsample == "linear-last-blur":
-        return _ResizeConv(cin, 3, 3, linear=True)
+    the cheapest to resize), `linear-last-blur`'s x3 linear resize and a 3x3 conv, or
+    `mixed-last-blur`'s: half the channels resized linearly, half by nearest neighbour."""
+    if upsample in ("linear-last-blur", "mixed-last-blur"):
+        return _ResizeConv(cin, 3, 3, linear=cin if upsample == "linear-last-blur" else cin // 2)
     if upsample in ("resize", "resize-last", "resize-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":

@@ -144,7 +144,7 @@ def test_linear_resize_conv_is_a_linear_resize_of_the_zero_padded_input_then_the
     from model.networks import _ResizeConv
 
     torch.manual_seed(scale * 10 + side)
-    layer = _ResizeConv(6, 4, scale, linear=True)
+    layer = _ResizeConv(6, 4, scale, linear=6)
     x = torch.randn(3, 6, side, side)
     big = torch.nn.functional.interpolate(torch.nn.functional.pad(x, (1, 1, 1, 1)), scale_factor=scale,
                                           mode="bilinear", align_corners=False)
@@ -159,6 +159,22 @@ def test_linear_resize_conv_is_a_linear_resize_of_the_zero_padded_input_then_the
     assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-5)
 
 
+def test_a_mixed_resize_conv_is_the_nearest_one_on_the_first_channels_plus_the_linear_one_on_the_rest():
+    from model.config import TrainConfig
+    from model.networks import _ResizeConv, networks_for
+
+    torch.manual_seed(3)
+    mixed, near, lin = _ResizeConv(6, 4, 3, linear=2), _ResizeConv(4, 4, 3), _ResizeConv(2, 4, 3, linear=2)
+    with torch.no_grad():
+        near[1].weight.copy_(mixed[1].weight[:, :4])
+        lin[1].weight.copy_(mixed[1].weight[:, 4:])
+    x = torch.randn(2, 6, 17, 17)
+    assert torch.allclose(mixed(x), near(x[:, :4]) + lin(x[:, 4:]), atol=1e-5)
+    g, _ = networks_for(TrainConfig(upsample="mixed-last-blur", ngf=16, ndf=16))
+    assert [(m.scale, m.linear) for m in g.modules() if isinstance(m, _ResizeConv)] == [(3, 8)]
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
 def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
     from model.config import TrainConfig
     from model.networks import _ResizeConv, networks_for
@@ -166,7 +182,7 @@ def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
     g, _ = networks_for(TrainConfig(upsample="linear-last-blur", ngf=16, ndf=16))
     near, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
     assert [type(m) for m in g.modules()] == [type(m) for m in near.modules()]
-    assert [(m.scale, m.linear) for m in g.modules() if isinstance(m, _ResizeConv)] == [(3, True)]
+    assert [(m.scale, m.linear) for m in g.modules() if isinstance(m, _ResizeConv)] == [(3, 16)]
     g.load_state_dict(near.state_dict())  # the same parameters under the same names
     z = torch.randn(2, 100, 1, 1)
     g.eval(), near.eval()
