@@ -20,6 +20,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-llb     fast-1207 with a linear in place of the nearest x3 resize (linear-last-blur)
   fast-daa     fast-1207 with a 3x3 box blur on D's input (d_antialias)
   fast-mlb     fast-1207 with half the channels resized linearly in G's last step (mixed-last-blur)
+  fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -71,6 +72,7 @@ CONFIGS: dict[str, dict] = {
     "fast-llb": {**FAST_1207, "upsample": "linear-last-blur"},
     "fast-daa": {**FAST_1207, "d_antialias": True},
     "fast-mlb": {**FAST_1207, "upsample": "mixed-last-blur"},
+    "fast-lrn": {**FAST_1207, "upsample": "learned-last-blur"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)

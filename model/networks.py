@@ -29,23 +29,37 @@ class _ResizeConv(nn.Sequential):
     output pixel blends its two nearest input pixels, so a hard edge becomes a ramp rather than a
     step of `scale` pixels, which the conv's per-phase kernels would otherwise repeat as a
     period-`scale` pattern. Those channels count as zero-padded by one pixel before the resize (the
-    folded conv's reading); with any of them it always runs folded."""
+    folded conv's reading); with any of them it always runs folded.
 
-    def __init__(self, cin: int, cout: int, scale: int, linear: int = 0) -> None:
+    `learned=True`: every input channel's resize is its own blend of the two, `a * linear + (1 - a)
+    * nearest` with `a = sigmoid(BLEND_GAIN * blend[channel])`, `blend` a parameter (zero at the
+    start: half and half), so training decides per channel between hard 3-px steps and ramps. The
+    blend is linear in the input, so it folds into the same sub-pixel conv: no extra cost."""
+
+    BLEND_GAIN = 8.0  # Adam moves `blend` by about the learning rate a step: a few thousand steps reach 0-1
+
+    def __init__(self, cin: int, cout: int, scale: int, linear: int = 0, learned: bool = False) -> None:
         super().__init__(nn.Upsample(scale_factor=scale, mode="bilinear" if linear == cin else "nearest"),
                          nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
-        self.scale, self.linear = scale, linear
+        self.scale, self.linear, self.learned = scale, linear, learned
         # fold[channel, (phase, offset), tap]: how much the conv tap (-1, 0, 1) of an output pixel in
         # this phase (0 .. scale-1) reads of the input pixel at this offset (-1, 0, 1) from its own.
         nearest, blend = _fold(scale, linear=False), _fold(scale, linear=True)
         self.register_buffer("fold", torch.stack([nearest] * (cin - linear) + [blend] * linear), persistent=False)
+        if learned:
+            self.register_buffer("fold_delta", (blend - nearest)[None], persistent=False)
+            self.blend = nn.Parameter(torch.zeros(cin))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] < SUBPIXEL_FROM and not self.linear:  # the plain form is as fast or faster
+        if x.shape[-1] < SUBPIXEL_FROM and not (self.linear or self.learned):  # the plain form is as fast or faster
             return super().forward(x)
         w = self[1].weight  # (cout, cin, 3, 3)
         cout, cin, s = w.shape[0], w.shape[1], self.scale
-        folded = self.fold @ w @ self.fold.mT  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
+        fold = self.fold
+        if self.learned:
+            share = torch.sigmoid(self.BLEND_GAIN * self.blend)[:, None, None]
+            fold = fold + share * self.fold_delta
+        folded = fold @ w @ fold.mT  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
         folded = folded.reshape(cout, cin, s, 3, s, 3).permute(0, 2, 4, 1, 3, 5).reshape(cout * s * s, cin, 3, 3)
         return nn.functional.pixel_shuffle(nn.functional.conv2d(x, folded, padding=1), s)
 
@@ -105,7 +119,10 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
     pixel), or a x3 nearest resize and a 3x3 conv (`resize`, and `resize-last` and
     `resize-last-blur`, which resize in this step only: the uneven overlap is here, and this step is
     the cheapest to resize), `linear-last-blur`'s x3 linear resize and a 3x3 conv, or
-    `mixed-last-blur`'s: half the channels resized linearly, half by nearest neighbour."""
+    `mixed-last-blur`'s: half the channels resized linearly, half by nearest neighbour, or
+    `learned-last-blur`'s: each channel's own learned blend of the two."""
+    if upsample == "learned-last-blur":
+        return _ResizeConv(cin, 3, 3, learned=True)
     if upsample in ("linear-last-blur", "mixed-last-blur"):
         return _ResizeConv(cin, 3, 3, linear=cin if upsample == "linear-last-blur" else cin // 2)
     if upsample in ("resize", "resize-last", "resize-last-blur"):
