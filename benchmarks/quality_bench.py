@@ -20,6 +20,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-llb     fast-1207 with a linear in place of the nearest x3 resize (linear-last-blur)
   fast-daa     fast-1207 with a 3x3 box blur on D's input (d_antialias)
   fast-mlb     fast-1207 with half the channels resized linearly in G's last step (mixed-last-blur)
+  fast-rsz     fast-1207 with every step a resize + conv (upsample resize; x2 ones as tied transposed convs)
   fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
@@ -72,6 +73,7 @@ CONFIGS: dict[str, dict] = {
     "fast-llb": {**FAST_1207, "upsample": "linear-last-blur"},
     "fast-daa": {**FAST_1207, "d_antialias": True},
     "fast-mlb": {**FAST_1207, "upsample": "mixed-last-blur"},
+    "fast-rsz": {**FAST_1207, "upsample": "resize"},
     "fast-lrn": {**FAST_1207, "upsample": "learned-last-blur"},
 }
 # CPU minutes at which SWD is measured.

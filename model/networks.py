@@ -51,17 +51,28 @@ class _ResizeConv(nn.Sequential):
             self.blend = nn.Parameter(torch.zeros(cin))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self[1].weight  # (cout, cin, 3, 3)
+        if self.scale == 2 and not (self.linear or self.learned):
+            # x2: the 4x4 stride-2 transposed conv whose kernel is the 3x3 one folded (TIE_X2), the
+            # seed's own layer with its two phases' kernels tied: 4 taps an output pixel, as cheap
+            # as the transposed conv it replaces; both phases sum the same weights (no checkerboard).
+            tied = torch.einsum("ky,lx,abyx->bakl", TIE_X2.to(w), TIE_X2.to(w), w)
+            return nn.functional.conv_transpose2d(x, tied, stride=2, padding=1)
         if x.shape[-1] < SUBPIXEL_FROM and not (self.linear or self.learned):  # the plain form is as fast or faster
             return super().forward(x)
-        w = self[1].weight  # (cout, cin, 3, 3)
         cout, cin, s = w.shape[0], w.shape[1], self.scale
         fold = self.fold
         if self.learned:
             share = torch.sigmoid(self.BLEND_GAIN * self.blend)[:, None, None]
             fold = fold + share * self.fold_delta
-        folded = fold @ w @ fold.mT  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
+        folded = fold @ w @ fold.transpose(1, 2)  # (cout, cin, s*3, s*3): [(phase_y, dy), (phase_x, dx)]
         folded = folded.reshape(cout, cin, s, 3, s, 3).permute(0, 2, 4, 1, 3, 5).reshape(cout * s * s, cin, 3, 3)
         return nn.functional.pixel_shuffle(nn.functional.conv2d(x, folded, padding=1), s)
+
+
+# A x2 nearest resize then a 3x3 conv (taps -1, 0, 1), per axis, is a 4x4 stride-2 transposed conv
+# (padding 1) with kernel taps [w1, w0 + w1, w-1 + w0, w-1]: TIE_X2[k, t] = how much tap t adds to k.
+TIE_X2 = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
 def _fold(scale: int, linear: bool) -> torch.Tensor:

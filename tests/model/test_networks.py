@@ -175,6 +175,31 @@ def test_a_mixed_resize_conv_is_the_nearest_one_on_the_first_channels_plus_the_l
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
 
 
+def test_a_learned_resize_blends_each_channel_between_the_nearest_and_the_linear_resize():
+    from model.config import TrainConfig
+    from model.networks import _ResizeConv, networks_for
+
+    torch.manual_seed(4)
+    learned, near, lin = _ResizeConv(4, 3, 3, learned=True), _ResizeConv(2, 3, 3), _ResizeConv(2, 3, 3, linear=2)
+    assert list(learned.state_dict()) == ["blend", "1.weight"]
+    with torch.no_grad():
+        near[1].weight.copy_(learned[1].weight[:, :2])
+        lin[1].weight.copy_(learned[1].weight[:, 2:])
+        learned.blend.copy_(torch.tensor([-10.0, -10.0, 10.0, 10.0]))  # two channels nearest, two linear
+    x = torch.randn(2, 4, 17, 17)
+    assert torch.allclose(learned(x), near(x[:, :2]) + lin(x[:, 2:]), atol=1e-5)
+    # in between, each channel's resize is a blend: a flat input still stays flat inside
+    with torch.no_grad():
+        learned.blend.copy_(torch.tensor([-0.1, 0.0, 0.05, 0.2]))
+    flat = learned(torch.ones(1, 4, 17, 17))[..., 3:-3, 3:-3]
+    assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-5)
+    learned(x).square().mean().backward()
+    assert learned.blend.grad.abs().min() > 0  # training moves every channel's blend
+    g, _ = networks_for(TrainConfig(upsample="learned-last-blur", ngf=16, ndf=16))
+    assert [(m.scale, m.learned) for m in g.modules() if isinstance(m, _ResizeConv)] == [(3, True)]
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
 def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
     from model.config import TrainConfig
     from model.networks import _ResizeConv, networks_for

@@ -18,6 +18,7 @@ OPTIONS = {
     "resize-last-blur": {"upsample": "resize-last-blur"},
     "linear-last-blur": {"upsample": "linear-last-blur"},
     "mixed-last-blur": {"upsample": "mixed-last-blur"},
+    "learned-last-blur": {"upsample": "learned-last-blur"},
     "d_antialias": {"d_antialias": True},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
