@@ -21,6 +21,7 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-daa     fast-1207 with a 3x3 box blur on D's input (d_antialias)
   fast-mlb     fast-1207 with half the channels resized linearly in G's last step (mixed-last-blur)
   fast-rsz     fast-1207 with every step a resize + conv (upsample resize; x2 ones as tied transposed convs)
+  fast-bal     fast-1207 with its 2x transposed convs' four output phases balanced (balanced-last-blur)
   fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
@@ -74,6 +75,7 @@ CONFIGS: dict[str, dict] = {
     "fast-daa": {**FAST_1207, "d_antialias": True},
     "fast-mlb": {**FAST_1207, "upsample": "mixed-last-blur"},
     "fast-rsz": {**FAST_1207, "upsample": "resize"},
+    "fast-bal": {**FAST_1207, "upsample": "balanced-last-blur"},
     "fast-lrn": {**FAST_1207, "upsample": "learned-last-blur"},
 }
 # CPU minutes at which SWD is measured.
@@ -201,7 +203,8 @@ def check_same_config(out: Path, config: dict) -> None:
 
 
 def add_missing_looks(work: Path, dataset: str, name: str, rows: list[dict], budget: float) -> None:
-    """A finished run measured before a look existed (artefact_p6 came on 2026-12-07) gets it
+    """A finished run measured before a look existed (artefact_p6, then artefact_p4 and _p12 came on
+    2026-12-07) gets it
     from its final saved state: the same EMA G, noise and reals as the run's own measurement
     (QualityProbe's seeds), so the figures it had already are reproduced, not changed. The row
     gains only the keys it lacked, in result.json too."""
@@ -211,10 +214,12 @@ def add_missing_looks(work: Path, dataset: str, name: str, rows: list[dict], bud
     from model.fsutil import atomic_write_bytes
     from model.quality import QualityProbe
     from model.sampling import networks_from_checkpoint, run_generator
+    from model.spectrum import DIAGNOSTIC_PERIODS
 
     last = rows[-1] if rows else None
     state_path = work / dataset / name / "state.pt"
-    if last is None or last["minutes"] < budget or "artefact_p6" in last or not state_path.exists():
+    looks_now = [f"artefact_p{p}" for p in DIAGNOSTIC_PERIODS]
+    if last is None or last["minutes"] < budget or all(k in last for k in looks_now) or not state_path.exists():
         return
     saved = torch.load(state_path, weights_only=True)
     if round(float(saved["cpu_s"]), 2) < last["cpu_s"]:
@@ -253,6 +258,8 @@ def swd_at(rows: list[dict], minute: float) -> float | None:
 
 
 def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, marks: list[float]) -> str:
+    from model.spectrum import DIAGNOSTIC_PERIODS
+
     results = {name: rows for name, rows in results.items() if rows}  # not run on this set
     lines = [f"\n== {dataset}: SWD x10^3 of the EMA generator (lower is better) at CPU minutes =="]
     minutes = [m for m in CHECKPOINTS if m < budget] + [budget]
@@ -265,15 +272,17 @@ def print_tables(dataset: str, results: dict[str, list[dict]], budget: float, ma
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {last.get('g_updates', '-')} | "
                      f"{last.get('images_seen', '-')} |")
     lines.append(f"\n{dataset}: checkerboard (artefact: generated peak prominence at periods 2 and 3 over the "
-                 f"data's; 1 = like the data; period 6 beside it), saturation, brightness and colour noise "
-                 f"over the data's, at {budget:g} CPU-min")
-    lines.append("| config | artefact | period 2 | period 3 | period 6 | saturation | brightness | colour noise |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 f"data's; 1 = like the data; periods {', '.join(map(str, DIAGNOSTIC_PERIODS))} beside it), "
+                 f"saturation, brightness and colour noise over the data's, at {budget:g} CPU-min")
+    lines.append("| config | artefact | period 2 | period 3 | " + "".join(f"period {p} | " for p in DIAGNOSTIC_PERIODS)
+                 + "saturation | brightness | colour noise |")
+    lines.append("|---|---|---|---|" + "---|" * len(DIAGNOSTIC_PERIODS) + "---|---|---|")
     for name, rows in results.items():
         last = next((r for r in rows if r["minutes"] == budget), None)
         if last is not None and "artefact" in last:
+            diagnostic = "".join(f"{last.get(f'artefact_p{p}', float('nan')):.2f} | " for p in DIAGNOSTIC_PERIODS)
             lines.append(f"| {name} | {last['artefact']:.2f} | {last['artefact_p2']:.2f} | {last['artefact_p3']:.2f} "
-                         f"| {last.get('artefact_p6', float('nan')):.2f} | {last['saturation_ratio']:.2f} "
+                         f"| {diagnostic}{last['saturation_ratio']:.2f} "
                          f"| {last['brightness_ratio']:.2f} "
                          f"| {last.get('colour_noise_ratio', float('nan')):.2f} |")
     ref = swd_at(results.get("demo", []), budget)

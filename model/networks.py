@@ -21,8 +21,10 @@ class _ResizeConv(nn.Sequential):
     offsets -1, 0, 1 of its own, so the conv's weights fold into one low-resolution kernel per
     output phase. Same parameters and state dict as `Sequential(Upsample, Conv2d)` (old
     checkpoints load), outputs equal to float rounding, and no enlarged copy of the input: 8x less
-    CPU time for the 32 -> 96 px step, 1.1-1.2x for 16 -> 32, slower from 4 or 8 px, where the plain form
-    is used (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and colour").
+    CPU time for the 32 -> 96 px step (benchmarks/upsample_bench.py; BENCHMARKS.md, "Upsampling and
+    colour"). A x2 one runs as a 4x4 stride-2 transposed conv whose two phases' kernels are tied
+    (TIE_X2): each output pixel reads 2x2 input pixels, the cost of the seed's transposed conv,
+    2-3x less than the resize and conv as written at 4, 8 and 16 px.
 
     `linear` of the input channels (the last ones; all with `linear=cin`) are resized by linear
     interpolation (half-pixel centres, as `align_corners=False`) instead of nearest-neighbour: each
@@ -111,6 +113,26 @@ class _Blur(nn.Module):
         return nn.functional.conv2d(padded, self.kernel.to(x.dtype), groups=self.kernel.shape[0])
 
 
+class _BalancedDeconv(nn.ConvTranspose2d):
+    """The seed's 4x4 stride-2 transposed conv (padding 1) with its four output phases' kernels
+    balanced: each phase (an output pixel's row and column parity) reads its own 2x2 of the 4x4
+    taps, and a flat input comes out as a period-2 pattern whenever those 2x2 sums differ (the
+    checkerboard a transposed conv stamps even on flat regions; Odena et al. 2016). Each phase's
+    taps are shifted by the same amount so that every phase sums to the four phases' mean: flat
+    in, flat out, whatever the weights. 13 of the 16 degrees of freedom per channel pair are kept
+    (the tied resize keeps 9); the same parameters and state dict as nn.ConvTranspose2d."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 4, 2, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w6 = w.reshape(*w.shape[:2], 2, 2, 2, 2)  # [half_y, parity_y, half_x, parity_x]: tap = 2 * half + parity
+        phase = w6.sum(dim=(2, 4), keepdim=True)  # each phase's taps sum, one per parity pair
+        w6 = w6 - (phase - phase.mean(dim=(3, 5), keepdim=True)) / 4
+        return nn.functional.conv_transpose2d(x, w6.reshape(w.shape), stride=2, padding=1)
+
+
 def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module:
     """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap; also what
     `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv. `resize-last-blur`
@@ -119,9 +141,11 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
+    deconv = (_BalancedDeconv(cin, cout) if upsample == "balanced-last-blur"
+              else nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
     if upsample.endswith("-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
-        return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _Blur(cout))
-    return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
+        return nn.Sequential(deconv, _Blur(cout))
+    return deconv
 
 
 def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
@@ -136,7 +160,7 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
         return _ResizeConv(cin, 3, 3, learned=True)
     if upsample in ("linear-last-blur", "mixed-last-blur"):
         return _ResizeConv(cin, 3, 3, linear=cin if upsample == "linear-last-blur" else cin // 2)
-    if upsample in ("resize", "resize-last", "resize-last-blur"):
+    if upsample in ("resize", "resize-last", "resize-last-blur", "balanced-last-blur"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":
         return nn.ConvTranspose2d(cin, 3, 9, 3, 3, bias=False)

@@ -11,9 +11,13 @@
   be the opposite (saturation 0.89-0.96 of the data's) with speckled hue (colour noise up to 1.75x
   the data's while the brightness channel's fine detail matches): BENCHMARKS.md, "Colour".
 
-Period 6 is reported beside them (`artefact_p6`), outside the mean: it is period 2 of the 32 px
-map that G's last step resizes x3, which the 16 -> 32 px transposed conv can stamp and a ReLU
-after a blur can bring back as a harmonic (rows of dots, seen on the emoji).
+Periods 4, 6 and 12 are reported beside them (`artefact_p4`, `artefact_p6`, `artefact_p12`),
+outside the mean. Period 6 is period 2 of the 32 px map that G's last step resizes x3, which the
+16 -> 32 px transposed conv can stamp and a ReLU after a blur can bring back as a harmonic (rows
+of dots). Period 12 is period 2 of the 16 px map, the 8 -> 16 px transposed conv's checkerboard
+(a lattice of spots 12 px apart, seen on the emoji), and period 4 is where the x3 resize puts its
+copy (32 - 8 cycles an image). A sharp-edged period-12 pattern also has harmonics at periods 6,
+4, 3 and 2: a peak at period 3 can be the 12 px lattice's, not a 3 px grid's.
 
 A peak's prominence is the mean power at its frequencies (horizontal, vertical and both
 diagonals, 96/period cycles per image) over the mean power of the ring of frequencies two bins
@@ -24,7 +28,7 @@ from __future__ import annotations
 import torch
 
 PERIODS = (2, 3)  # the artefact figure: the mean of these
-DIAGNOSTIC_PERIODS = (6,)  # reported, not in the mean
+DIAGNOSTIC_PERIODS = (4, 6, 12)  # reported, not in the mean
 RING = 2  # Chebyshev distance of the neighbourhood a peak is compared with
 
 

@@ -37,12 +37,14 @@ def checkpoint(run_dir, epoch):
 def test_every_option_resumes_bit_exactly_mid_epoch(image_folder, tmp_path, options):
     polls = []
 
-    def stop():
-        polls.append(1)
-        return len(polls) > 9  # stops inside epoch 2
+    def stop():  # counts only the polls before batches: decoding polls too, more often on a busy machine
+        if (tmp_path / "resumed" / "config.json").exists():
+            polls.append(1)
+        return len(polls) > 8
 
     cfg = tiny_config(epochs=3, **options)
-    assert train(cfg, tmp_path / "resumed", should_stop=stop, data_dir=image_folder).stopped
+    stopped = train(cfg, tmp_path / "resumed", should_stop=stop, data_dir=image_folder)
+    assert stopped.stopped and 6 < stopped.step < 12, stopped.step  # inside epoch 2 (6 batches an epoch)
     train(None, tmp_path / "resumed")
     train(cfg, tmp_path / "straight", data_dir=image_folder)
     for key in ("generator", "discriminator", "generator_ema"):

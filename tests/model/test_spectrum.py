@@ -27,6 +27,10 @@ def test_images_like_the_data_score_one_and_a_stamped_grid_scores_high():
     # period 6 (period 2 of G's 32 px map) is reported beside the figure, not in it
     dots = artefact(real, (other + 0.05 * torch.cos(torch.pi * x / 3) * torch.cos(torch.pi * y / 3)).clamp(-1, 1))
     assert dots["artefact_p6"] > 10 and dots["artefact"] < 1.25 and 0.8 < same["artefact_p6"] < 1.25
+    # period 12 (period 2 of G's 16 px map: a lattice of soft spots) likewise, and its x3 copy at period 4
+    spots = artefact(real, (other + 0.05 * torch.cos(torch.pi * x / 6) * torch.cos(torch.pi * y / 6)).clamp(-1, 1))
+    assert spots["artefact_p12"] > 10 and spots["artefact"] < 1.25 and spots["artefact_p4"] < 1.25
+    assert all(0.8 < same[f"artefact_p{p}"] < 1.25 for p in (4, 12))
     brighter = (other * 0.5 + 0.5).clamp(-1, 1)  # a spectrum merely scaled is not an artefact
     assert 0.8 < artefact(real, brighter)["artefact"] < 1.25
 
@@ -70,6 +74,6 @@ def test_each_snapshot_epoch_records_the_measures_beside_swd(image_folder, tmp_p
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     for r in epochs:  # epoch 1 asked for, epoch 2 the last
-        assert {"swd", "swd_ema", "artefact", "artefact_p2", "artefact_p3", "artefact_p6", "saturation_ratio",
-                "brightness_ratio", "colour_noise_ratio"} <= r.keys()
+        assert {"swd", "swd_ema", "artefact", "artefact_p2", "artefact_p3", "artefact_p4", "artefact_p6",
+                "artefact_p12", "saturation_ratio", "brightness_ratio", "colour_noise_ratio"} <= r.keys()
         assert r["artefact"] > 0 and r["saturation_ratio"] > 0
