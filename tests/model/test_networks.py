@@ -200,6 +200,34 @@ def test_a_learned_resize_blends_each_channel_between_the_nearest_and_the_linear
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
 
 
+def test_a_balanced_transposed_conv_turns_a_flat_input_into_a_flat_output_and_keeps_its_names():
+    from model.config import TrainConfig
+    from model.networks import _BalancedDeconv, networks_for
+
+    torch.manual_seed(5)
+    balanced = _BalancedDeconv(5, 4)
+    plain = torch.nn.ConvTranspose2d(5, 4, 4, 2, 1, bias=False)
+    plain.load_state_dict(balanced.state_dict())  # the same parameter under the same name
+    flat = torch.ones(2, 5, 8, 8)
+    inside = lambda y: y[..., 1:-1, 1:-1]  # noqa: E731 (the border pixels read the zero padding)
+    assert inside(plain(flat)).std(dim=(-2, -1)).min() > 0.1  # the checkerboard it stamps
+    out = inside(balanced(flat))
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
+    # weights already balanced (a nearest resize + 3x3 conv's, tied) are left as they are
+    from model.networks import TIE_X2
+    tied = torch.einsum("ky,lx,abyx->bakl", TIE_X2, TIE_X2, torch.randn(4, 5, 3, 3))
+    with torch.no_grad():
+        balanced.weight.copy_(tied)
+        plain.weight.copy_(tied)
+    x = torch.randn(2, 5, 8, 8)
+    assert torch.allclose(balanced(x), plain(x), atol=1e-5)
+    g, _ = networks_for(TrainConfig(upsample="balanced-last-blur", ngf=16, ndf=16))
+    near, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
+    assert sum(isinstance(m, _BalancedDeconv) for m in g.modules()) == 3
+    assert list(g.state_dict()) == list(near.state_dict())
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
 def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
     from model.config import TrainConfig
     from model.networks import _ResizeConv, networks_for

@@ -19,6 +19,7 @@ OPTIONS = {
     "linear-last-blur": {"upsample": "linear-last-blur"},
     "mixed-last-blur": {"upsample": "mixed-last-blur"},
     "learned-last-blur": {"upsample": "learned-last-blur"},
+    "balanced-last-blur": {"upsample": "balanced-last-blur"},
     "d_antialias": {"d_antialias": True},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},

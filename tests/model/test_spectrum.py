@@ -28,7 +28,7 @@ def test_images_like_the_data_score_one_and_a_stamped_grid_scores_high():
     dots = artefact(real, (other + 0.05 * torch.cos(torch.pi * x / 3) * torch.cos(torch.pi * y / 3)).clamp(-1, 1))
     assert dots["artefact_p6"] > 10 and dots["artefact"] < 1.25 and 0.8 < same["artefact_p6"] < 1.25
     # period 12 (period 2 of G's 16 px map: a lattice of soft spots) likewise, and its x3 copy at period 4
-    spots = artefact(real, (other + 0.05 * torch.cos(torch.pi * x / 6) * torch.cos(torch.pi * y / 6)).clamp(-1, 1))
+    spots = artefact(real, (other + 0.15 * torch.cos(torch.pi * x / 6) * torch.cos(torch.pi * y / 6)).clamp(-1, 1))
     assert spots["artefact_p12"] > 10 and spots["artefact"] < 1.25 and spots["artefact_p4"] < 1.25
     assert all(0.8 < same[f"artefact_p{p}"] < 1.25 for p in (4, 12))
     brighter = (other * 0.5 + 0.5).clamp(-1, 1)  # a spectrum merely scaled is not an artefact
