@@ -1,6 +1,7 @@
 """What each of G's upsampling options costs a training step, and what computing a resize + conv as
-the identical sub-pixel convolution (x3) or tied transposed conv (x2) saves, on this CPU, one thread, CPU time (time.process_time:
-other processes on the machine do not add to it), interleaved rounds, medians.
+the identical sub-pixel convolution (x3) or tied transposed conv (x2) saves, on this CPU, one
+thread, CPU time (time.process_time: other processes on the machine do not add to it),
+interleaved rounds, medians.
 
     python benchmarks/upsample_bench.py                 # the `fast` preset's widths, batch 32
     python benchmarks/upsample_bench.py --ngf 64 --ndf 64 --batch 64 --rounds 5
