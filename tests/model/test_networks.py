@@ -213,6 +213,7 @@ def test_a_balanced_transposed_conv_turns_a_flat_input_into_a_flat_output_and_ke
     assert inside(plain(flat)).std(dim=(-2, -1)).min() > 0.1  # the checkerboard it stamps
     out = inside(balanced(flat))
     assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
+    assert torch.allclose(balanced.balance @ balanced.balance, balanced.balance, atol=1e-6)  # a projection
     # weights already balanced (a nearest resize + 3x3 conv's, tied) are left as they are
     from model.networks import TIE_X2
     tied = torch.einsum("ky,lx,abyx->bakl", TIE_X2, TIE_X2, torch.randn(4, 5, 3, 3))
