@@ -122,7 +122,7 @@ def run_one(data_dir: Path, overrides: dict, budget_min: float, out: Path, grid_
     state_path = out / "state.pt"
     if state_path.exists():  # an interrupted run goes on where its last save left it, to the bit
         saved = torch.load(state_path, weights_only=True)
-        if saved["trainer"]["config"] != cfg.to_dict():
+        if not same_config(saved["trainer"]["config"], cfg.to_dict()):
             raise SystemExit(f"{state_path} was written by another config than {out.name!r} is now; "
                              f"delete {out} or use another --work")
         trainer.restore(saved["trainer"])
@@ -194,12 +194,23 @@ def resolved_config(overrides: dict):
     return resolve(preset, {"epochs": 100_000, "swd_images": 0, **overrides})
 
 
+def same_config(stored: dict | None, config: dict) -> bool:
+    """A config stored before a field existed reads that field as its default (TrainConfig.from_dict),
+    so a field added since does not orphan the runs already measured."""
+    from model.config import ConfigError, TrainConfig
+
+    try:
+        return stored is not None and TrainConfig.from_dict(stored).to_dict() == config
+    except ConfigError:
+        return False
+
+
 def check_same_config(out: Path, config: dict) -> None:
     """A work folder's run of a name is resumed or reused only for the config that made it: a
     preset that changed since, or a name given to another JSON, must not continue someone else's
     training or report its figures."""
     path = out / "result.json"
-    if path.exists() and json.loads(path.read_text()).get("config") != config:
+    if path.exists() and not same_config(json.loads(path.read_text()).get("config"), config):
         raise SystemExit(f"{out} holds a run of another config than {out.name!r} is now; "
                          f"delete that folder or use another --work")
 

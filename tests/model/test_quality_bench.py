@@ -39,6 +39,19 @@ def test_a_run_resumes_with_its_config_and_refuses_another(image_folder: Path, t
     assert rows[1]["step"] > rows[0]["step"]
 
 
+def test_a_run_measured_before_a_config_field_existed_is_still_its_configs() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.quality_bench import same_config
+    from model.config import TrainConfig
+
+    now = TrainConfig(ngf=8).to_dict()
+    before = {k: v for k, v in now.items() if k != "balanced_init"}  # stored before the field came
+    assert same_config(before, now)
+    assert not same_config({**before, "balanced_init": True}, now)
+    assert not same_config({**before, "ngf": 16}, now)
+    assert not same_config({**before, "no_such_field": 1}, now) and not same_config(None, now)
+
+
 def test_the_latest_state_row_keeps_its_columns_and_leaves_out_finished_runs(image_folder: Path,
                                                                               tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT))
