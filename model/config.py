@@ -123,12 +123,6 @@ class TrainConfig:
                            "linear x3 resize of all or half of the channels or a learned per-channel blend, or "
                            "that with phase-balanced 2x transposed convs",
                            choices=UPSAMPLES)
-    # G's 2x transposed convs start phase-balanced (each output phase's 2x2 taps shifted to the
-    # phases' mean sum, rescaled to the paper's init variance) and then train freely. A trained
-    # `fast` G's x2 kernels keep their init's phase imbalance (at a random kernel's level: the
-    # weights move little from their N(0, 0.02) start), and that imbalance is the lattice in its
-    # faces. Only the starting weights differ: a resumed run loads its own.
-    balanced_init: bool = _field(False, "start G's 2x transposed convs phase-balanced (no lattice at init)")
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.
     diffaugment: str = _field("", "DiffAugment policy: comma list of color,translation,cutout (empty = off)",

@@ -354,15 +354,6 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
         nn.init.zeros_(module.bias)
 
 
-@torch.no_grad()
-def balance_x2_init(g: nn.Module) -> None:
-    """Each 4x4 stride-2 transposed conv of `g` phase-balanced (`_balance`), scaled by sqrt(16/13)
-    so that its weights keep the init's variance (balancing removes 3 of 16 directions)."""
-    for m in g.modules():
-        if isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (4, 4) and m.stride == (2, 2):
-            m.weight.copy_(_balance(m.weight) * (16 / 13) ** 0.5)
-
-
 def add_spectral_norm(net: nn.Module, seed: int) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) of every conv: its weight is divided by its
     largest singular value, estimated by one power iteration per training forward pass. The
@@ -384,7 +375,7 @@ def is_spectral_norm(module: nn.Module) -> bool:
 
 def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
                    spectral_norm: bool = False, d_batchnorm: bool = True, upsample: str = "deconv",
-                   d_antialias: bool = False, balanced_init: bool = False) -> tuple[nn.Module, nn.Module]:
+                   d_antialias: bool = False) -> tuple[nn.Module, nn.Module]:
     """Both networks with the paper's init, drawn from a CPU generator seeded by `seed`, so the
     starting weights are the same on every machine and the global RNG is left alone. The
     defaults are the seed's nets."""
@@ -399,8 +390,6 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
         for net in (g, d):
             for m in net.modules():
                 init_weights(m, rng)
-        if balanced_init:
-            balance_x2_init(g)
         if spectral_norm:
             add_spectral_norm(d, int(torch.randint(0, 2**62, (1,), generator=rng)))
     return g, d
@@ -409,7 +398,7 @@ def build_networks(nz: int, ngf: int, ndf: int, seed: int, arch: str = "seed",
 def networks_for(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     """The initialised G and D that a training run with `cfg` starts from."""
     return build_networks(cfg.nz, cfg.ngf, cfg.ndf, cfg.seed, cfg.arch, cfg.spectral_norm, cfg.d_batchnorm,
-                          cfg.upsample, cfg.d_antialias, cfg.balanced_init)
+                          cfg.upsample, cfg.d_antialias)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -306,24 +306,3 @@ def test_an_antialiased_d_hands_g_no_period_3_pattern_and_keeps_the_state_dict(a
         assert list(d.state_dict()) == list(networks_for(TrainConfig(arch=arch, ngf=8, ndf=8,
                                                                      spectral_norm=True))[1].state_dict())
     assert share[False] > 0.05 and share[True] < 0.01 * share[False], share  # what is left: the edges
-
-
-def test_balanced_init_starts_every_2x_transposed_conv_flat_in_flat_out_and_changes_nothing_else():
-    from model.config import TrainConfig
-    from model.networks import _balance, networks_for
-
-    plain_g, plain_d = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16))
-    g, d = networks_for(TrainConfig(upsample="resize-last-blur", ngf=16, ndf=16, balanced_init=True))
-    x2 = [k for k, w in g.state_dict().items() if w.dim() == 4 and w.shape[-2:] == (4, 4) and k != "main.0.weight"]
-    assert len(x2) == 3
-    for name, w in g.state_dict().items():
-        if name in x2:
-            assert torch.allclose(_balance(w), w, atol=1e-7)  # balanced: the phases' sums are equal
-            assert not torch.allclose(_balance(plain_g.state_dict()[name]), plain_g.state_dict()[name], atol=1e-4)
-            assert 0.9 < w.std() / plain_g.state_dict()[name].std() < 1.1  # the init's scale kept
-        else:
-            assert torch.equal(w, plain_g.state_dict()[name])
-    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), plain_d.state_dict().values(), strict=True))
-    conv = g.main[3]  # the 4 -> 8 px step: flat in, flat out (inside the zero-padded border)
-    out = conv(torch.ones(1, conv.in_channels, 6, 6))[..., 1:-1, 1:-1]
-    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-6)
