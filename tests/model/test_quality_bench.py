@@ -45,9 +45,9 @@ def test_a_run_measured_before_a_config_field_existed_is_still_its_configs() -> 
     from model.config import TrainConfig
 
     now = TrainConfig(ngf=8).to_dict()
-    before = {k: v for k, v in now.items() if k != "balanced_init"}  # stored before the field came
+    before = {k: v for k, v in now.items() if k != "d_antialias"}  # stored before the field came
     assert same_config(before, now)
-    assert not same_config({**before, "balanced_init": True}, now)
+    assert not same_config({**before, "d_antialias": True}, now)
     assert not same_config({**before, "ngf": 16}, now)
     assert not same_config({**before, "no_such_field": 1}, now) and not same_config(None, now)
 
