@@ -25,7 +25,7 @@ ARCHS = ("seed", "resnet")
 # convolutions; the same with the last one's kernel a multiple of its stride (9x9 stride 3: every
 # output pixel gets the same number of taps); or nearest-neighbour resizing then a stride-1 conv.
 UPSAMPLES = ("deconv", "even", "resize", "resize-last", "resize-last-blur", "linear-last-blur",
-             "mixed-last-blur", "learned-last-blur", "balanced-last-blur")
+             "mixed-last-blur", "learned-last-blur", "balanced-last-blur", "balanced-last")
 # Arithmetic of the training step (model/plan.py): auto = bf16 autocast on CUDA, fp32 on the CPU.
 PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTATIONS = ("color", "translation", "cutout")
@@ -116,13 +116,21 @@ class TrainConfig:
     # and that with a linear in place of the nearest x3 resize (linear-last-blur), or with half
     # the channels resized linearly and half by nearest neighbour (mixed-last-blur), or with each
     # channel's resize a learned blend of the two (learned-last-blur); or resize-last-blur with its
-    # 2x transposed convs' four output phases balanced: flat in, flat out (balanced-last-blur).
+    # 2x transposed convs' four output phases balanced: flat in, flat out (balanced-last-blur), and
+    # that without the blur (balanced-last: balancing already keeps a flat map flat).
     upsample: str = _field("deconv", "generator upsampling: transposed convs (the seed's), the same with "
                            "an evenly overlapping last kernel, nearest resize + conv, resize in the last step "
                            "only, that with a blur after the 16 -> 32 px transposed conv, or that with a "
                            "linear x3 resize of all or half of the channels or a learned per-channel blend, or "
-                           "that with phase-balanced 2x transposed convs",
+                           "that with phase-balanced 2x transposed convs, with or without the blur",
                            choices=UPSAMPLES)
+    # After each G update, the part of every 4x4 stride-2 transposed conv kernel that makes its
+    # four output phases differ on a flat input (the checkerboard's source; what balanced-* removes
+    # outright) is shrunk by this fraction: imbalance that no gradient keeps asking for decays
+    # away, while imbalance the gradient keeps pushing for settles near lr / balance_decay per tap.
+    # 0 = off.
+    balance_decay: float = _field(0.0, "fraction of G's 2x transposed convs' phase imbalance removed after "
+                                  "each G update (0 = off)", ge=0, le=1)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.
     diffaugment: str = _field("", "DiffAugment policy: comma list of color,translation,cutout (empty = off)",

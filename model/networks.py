@@ -144,6 +144,20 @@ def _balance(w: torch.Tensor) -> torch.Tensor:
     return (w6 - (phase - phase.mean(dim=(3, 5), keepdim=True)) / 4).reshape(w.shape)
 
 
+def x2_deconvs(g: nn.Module) -> list[nn.ConvTranspose2d]:
+    """G's free 4x4 stride-2 transposed convs (not the balanced ones, which have no imbalance)."""
+    return [m for m in g.modules() if type(m) is nn.ConvTranspose2d and m.kernel_size == (4, 4)
+            and m.stride == (2, 2)]
+
+
+@torch.no_grad()
+def shrink_phase_imbalance(convs: list[nn.ConvTranspose2d], fraction: float) -> None:
+    """Moves each kernel `fraction` of the way to its phase-balanced form (`_balance`): in place."""
+    for m in convs:
+        w = m.weight
+        w.sub_(fraction * (w - _balance(w)))
+
+
 def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module:
     """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap; also what
     `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv. `resize-last-blur`
@@ -152,7 +166,7 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    deconv = (_BalancedDeconv(cin, cout) if upsample == "balanced-last-blur"
+    deconv = (_BalancedDeconv(cin, cout) if upsample.startswith("balanced-")
               else nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
     if upsample.endswith("-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(deconv, _Blur(cout))
@@ -171,7 +185,7 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
         return _ResizeConv(cin, 3, 3, learned=True)
     if upsample in ("linear-last-blur", "mixed-last-blur"):
         return _ResizeConv(cin, 3, 3, linear=cin if upsample == "linear-last-blur" else cin // 2)
-    if upsample in ("resize", "resize-last", "resize-last-blur", "balanced-last-blur"):
+    if upsample in ("resize", "resize-last", "resize-last-blur", "balanced-last-blur", "balanced-last"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":
         return nn.ConvTranspose2d(cin, 3, 9, 3, 3, bias=False)
