@@ -24,8 +24,6 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-bal     fast-1207 with its 2x transposed convs' four output phases balanced (balanced-last-blur)
   fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
   fast-bl      fast-bal without the blur after the 16 -> 32 px step (balanced-last)
-  fast-bd      fast-1207 with 1% of its 2x transposed convs' phase imbalance removed after each G update
-               (balance_decay 0.01)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -81,7 +79,6 @@ CONFIGS: dict[str, dict] = {
     "fast-bal": {**FAST_1207, "upsample": "balanced-last-blur"},
     "fast-lrn": {**FAST_1207, "upsample": "learned-last-blur"},
     "fast-bl": {**FAST_1207, "upsample": "balanced-last"},
-    "fast-bd": {**FAST_1207, "balance_decay": 0.01},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)

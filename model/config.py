@@ -124,13 +124,6 @@ class TrainConfig:
                            "linear x3 resize of all or half of the channels or a learned per-channel blend, or "
                            "that with phase-balanced 2x transposed convs, with or without the blur",
                            choices=UPSAMPLES)
-    # After each G update, the part of every 4x4 stride-2 transposed conv kernel that makes its
-    # four output phases differ on a flat input (the checkerboard's source; what balanced-* removes
-    # outright) is shrunk by this fraction: imbalance that no gradient keeps asking for decays
-    # away, while imbalance the gradient keeps pushing for settles near lr / balance_decay per tap.
-    # 0 = off.
-    balance_decay: float = _field(0.0, "fraction of G's 2x transposed convs' phase imbalance removed after "
-                                  "each G update (0 = off)", ge=0, le=1)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.
     diffaugment: str = _field("", "DiffAugment policy: comma list of color,translation,cutout (empty = off)",

@@ -144,20 +144,6 @@ def _balance(w: torch.Tensor) -> torch.Tensor:
     return (w6 - (phase - phase.mean(dim=(3, 5), keepdim=True)) / 4).reshape(w.shape)
 
 
-def x2_deconvs(g: nn.Module) -> list[nn.ConvTranspose2d]:
-    """G's free 4x4 stride-2 transposed convs (not the balanced ones, which have no imbalance)."""
-    return [m for m in g.modules() if type(m) is nn.ConvTranspose2d and m.kernel_size == (4, 4)
-            and m.stride == (2, 2)]
-
-
-@torch.no_grad()
-def shrink_phase_imbalance(convs: list[nn.ConvTranspose2d], fraction: float) -> None:
-    """Moves each kernel `fraction` of the way to its phase-balanced form (`_balance`): in place."""
-    for m in convs:
-        w = m.weight
-        w.sub_(fraction * (w - _balance(w)))
-
-
 def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module:
     """Twice the side: the seed's 4x4 stride-2 transposed conv (already an even overlap; also what
     `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv. `resize-last-blur`

@@ -27,7 +27,7 @@ from model.data import DataError, DecodeStopped, ImageDataset, load_dataset
 from model.fsutil import atomic_write_bytes
 from model.imageio import encode_png, grid_rgb, to_uint8
 from model.nearest import NearestIndex
-from model.networks import is_spectral_norm, networks_for, shrink_phase_imbalance, x2_deconvs
+from model.networks import is_spectral_norm, networks_for
 from model.plan import StepPlan, plan_for
 from model.progress import EPOCH, INTERVAL, Meter, ProgressFn, TrainProgress
 from model.provenance import provenance
@@ -91,7 +91,6 @@ class Trainer:
         layout = torch.channels_last if plan.channels_last else torch.contiguous_format
         self.g.to(device, memory_format=layout)
         self.d.to(device, memory_format=layout)
-        self._x2_convs = x2_deconvs(self.g) if cfg.balance_decay > 0 else []
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         # Spectral norm's power iteration runs once per D step (model/networks.py): its two D
         # calls share one normalised weight, and G's step uses D's current estimate as it is.
@@ -210,8 +209,6 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
-            if self._x2_convs:
-                shrink_phase_imbalance(self._x2_convs, self.cfg.balance_decay)
         finally:
             self.d.requires_grad_(True)
             for m in self._power_iterations:

@@ -241,29 +241,6 @@ def test_balanced_last_is_balanced_last_blur_without_the_blur():
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
 
 
-def test_shrinking_the_phase_imbalance_moves_each_free_x2_kernel_that_far_to_its_balanced_form():
-    from model.config import TrainConfig
-    from model.networks import _balance, networks_for, shrink_phase_imbalance, x2_deconvs
-
-    torch.manual_seed(3)
-    g, _ = networks_for(TrainConfig(upsample="resize-last-blur", ngf=8, ndf=8))
-    convs = x2_deconvs(g)
-    assert len(convs) == 3  # 4 -> 8, 8 -> 16, 16 -> 32 px; not the 1 -> 4 px one (stride 1)
-    before = [m.weight.detach().clone() for m in convs]
-    shrink_phase_imbalance(convs, 0.25)
-    for w0, m in zip(before, convs, strict=True):
-        imbalance = w0 - _balance(w0)
-        assert imbalance.norm() > 0.3 * w0.norm()  # a random kernel's phases differ
-        assert torch.allclose(m.weight, w0 - 0.25 * imbalance, atol=1e-7)
-        assert torch.allclose(_balance(m.weight), _balance(w0), atol=1e-7)  # the balanced part is kept
-    shrink_phase_imbalance(convs, 1.0)
-    flat = torch.ones(1, convs[0].in_channels, 6, 6)
-    out = convs[0](flat)[..., 1:-1, 1:-1]
-    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)  # flat in, flat out
-    balanced, _ = networks_for(TrainConfig(upsample="balanced-last-blur", ngf=8, ndf=8))
-    assert x2_deconvs(balanced) == []  # already balanced in the forward pass
-
-
 def test_linear_last_blur_is_resize_last_blur_with_a_linear_x3_resize():
     from model.config import TrainConfig
     from model.networks import _ResizeConv, networks_for

@@ -21,7 +21,6 @@ OPTIONS = {
     "learned-last-blur": {"upsample": "learned-last-blur"},
     "balanced-last-blur": {"upsample": "balanced-last-blur"},
     "balanced-last": {"upsample": "balanced-last"},
-    "balance decay": {"balance_decay": 0.05},
     "d_antialias": {"d_antialias": True},
     "bf16": {"precision": "bf16"},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
@@ -55,19 +54,6 @@ def test_every_option_resumes_bit_exactly_mid_epoch(image_folder, tmp_path, opti
     # still a plain dict of tensors
     state = torch.load(tmp_path / "straight" / "checkpoints" / "epoch-0003.pt", weights_only=True)
     assert state["config"]["loss"] == cfg.loss
-
-
-def test_balance_decay_leaves_gs_2x_kernels_phase_balanced(image_folder, tmp_path):
-    from model.networks import _balance
-
-    def imbalance(state):
-        return max(float((w - _balance(w)).norm() / w.norm()) for k, w in state.items()
-                   if k.endswith("weight") and w.shape[-2:] == (4, 4) and k != "main.0.weight")
-
-    train(tiny_config(epochs=1, balance_decay=1.0), tmp_path / "full", data_dir=image_folder)
-    train(tiny_config(epochs=1), tmp_path / "off", data_dir=image_folder)
-    assert imbalance(checkpoint(tmp_path / "full", 1)["generator"]) < 1e-5
-    assert imbalance(checkpoint(tmp_path / "off", 1)["generator"]) > 0.3
 
 
 def test_separate_learning_rates_reach_the_optimizers(image_folder, tmp_path):
