@@ -16,14 +16,14 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-even    fast-1206 with G's last transposed conv 9x9 (an even overlap at stride 3)
   fast-rl      fast-1206 with resize + conv in G's last (32 -> 96 px) step only
   fast-rlb     fast-rl with a fixed [1, 2, 1] blur after the 16 -> 32 px transposed conv
-  fast-1207    `fast` as of 2026-12-07: DiffAugment translation,cutout, upsample resize-last-blur
+  fast-1207    `fast` on 2026-12-07: DiffAugment translation,cutout, upsample resize-last-blur
   fast-llb     fast-1207 with a linear in place of the nearest x3 resize (linear-last-blur)
   fast-daa     fast-1207 with a 3x3 box blur on D's input (d_antialias)
   fast-mlb     fast-1207 with half the channels resized linearly in G's last step (mixed-last-blur)
   fast-rsz     fast-1207 with every step a resize + conv (upsample resize; x2 ones as tied transposed convs)
   fast-bal     fast-1207 with its 2x transposed convs' four output phases balanced (balanced-last-blur)
   fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
-  fast-bl      fast-bal without the blur after the 16 -> 32 px step (balanced-last)
+  fast-bl      fast-bal without the blur after the 16 -> 32 px step (balanced-last): `fast` since 2026-12-08
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD

@@ -24,11 +24,12 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset(
         "for small budgets: hinge loss, spectral norm on D, DiffAugment (translation, cutout), "
         "Adam betas (0, 0.99), G on every batch, G half and D a quarter of the seed's width, "
-        "batch 32, learning rates decayed to 0 over the job's second half, G's last step a "
-        "resize + conv with a blur before it (measured in BENCHMARKS.md, 'Time to quality')",
+        "batch 32, learning rates decayed to 0 over the job's second half, G's 2x steps "
+        "phase-balanced transposed convs and its last step a resize + conv (measured in BENCHMARKS.md, "
+        "'Time to quality' and 'Upsampling and colour')",
         {"loss": "hinge", "spectral_norm": True, "diffaugment": "translation,cutout",
          "beta1": 0.0, "beta2": 0.99, "g_every": 1, "ngf": 32, "ndf": 16, "batch_size": 32,
-         "lr_decay_from": 0.5, "upsample": "resize-last-blur"}),
+         "lr_decay_from": 0.5, "upsample": "balanced-last"}),
 }
 
 
