@@ -149,7 +149,9 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     `resize-last` keeps), or a nearest-neighbour resize and a 3x3 conv. `resize-last-blur`
     low-passes the `last` one's output (16 -> 32 px): a period-2 pattern there would become, resized
     x3, a period-6 square wave whose third harmonic is the period-2 frequency at 96 px. Blurring
-    the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md)."""
+    the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md). The `balanced-*`
+    options use `_BalancedDeconv`, whose phases cannot stamp that pattern on a flat map, so
+    `balanced-last` (`fast`'s) drops the blur."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
     deconv = (_BalancedDeconv(cin, cout) if upsample.startswith("balanced-")
