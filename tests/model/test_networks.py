@@ -229,6 +229,39 @@ def test_a_balanced_transposed_conv_turns_a_flat_input_into_a_flat_output_and_ke
     assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
 
 
+def test_a_balanced_transposed_conv_still_alternates_along_an_edge_where_the_tied_resize_does_not():
+    # Balancing equalises each phase's 2x2 sum; on a row next to a horizontal edge (the image's
+    # border included: the zero padding) each phase reads only one row of its taps, whose two x
+    # phases are not balanced: the output alternates along the edge (the demo's rows of dots).
+    # Balancing every row and every column of taps as well leaves 9 of the 16 weights: exactly the
+    # tied nearest resize + 3x3 conv's (BENCHMARKS.md, "The demo job's dots").
+    from model.networks import TIE_X2, _balance
+
+    torch.manual_seed(3)
+    edge = torch.ones(1, 3, 8, 8)
+    edge[..., :4, :] = 0  # flat along x, a step in y
+
+    def along(w: torch.Tensor) -> float:  # the largest step between neighbours along x
+        y = torch.nn.functional.conv_transpose2d(edge, w, stride=2, padding=1)[..., 1:-1, 1:-1]
+        return (y[..., 1:] - y[..., :-1]).abs().max().item()
+
+    assert along(_balance(torch.randn(3, 2, 4, 4))) > 0.3
+    tied = torch.einsum("ky,lx,abyx->bakl", TIE_X2, TIE_X2, torch.randn(2, 3, 3, 3))
+    assert along(tied) < 1e-5
+    rows = []  # each row's and each column's two phases summing alike
+    for i in range(4):
+        for axis in (0, 1):
+            a = torch.zeros(4, 4, dtype=torch.float64)
+            idx = (i, slice(None)) if axis == 0 else (slice(None), i)
+            a[idx] = torch.tensor([-1.0, 1.0, -1.0, 1.0], dtype=torch.float64)
+            rows.append(a.flatten())
+    constraints = torch.stack(rows)
+    tied_space = torch.einsum("ky,lx->klyx", TIE_X2, TIE_X2).reshape(16, 9).double()
+    assert torch.linalg.matrix_rank(constraints).item() == 7  # 16 - 7 = 9 weights left
+    assert torch.allclose(constraints @ tied_space, torch.zeros(8, 9, dtype=torch.float64), atol=1e-12)
+    assert torch.linalg.matrix_rank(tied_space).item() == 9  # the tied resize spans all of them
+
+
 def test_balanced_last_is_balanced_last_blur_without_the_blur():
     from model.config import TrainConfig
     from model.networks import _BalancedDeconv, _Blur, networks_for
