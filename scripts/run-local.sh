@@ -88,7 +88,7 @@ if ! curl -fsS "$URL/readyz" >/dev/null 2>&1 \
    && [ "$(curl -fsS "$URL/jobs" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')" = 0 ]; then
   job=$(curl -fsS -X POST "$URL/train" -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
           -d "$(cat scripts/demo-job.json)" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
-  echo "no model yet: queued the demo job $job (1,024 synthetic faces, the fast preset, 24 epochs)"
+  echo "no model yet: queued the demo job $job (1,024 synthetic faces, the fast preset, 48 epochs)"
 fi
 
 cat <<MSG

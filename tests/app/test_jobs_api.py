@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -175,6 +177,13 @@ def test_train_answers_with_the_epochs_and_steps_it_will_run(client, settings):
         5, 41, per_epoch, 5 * per_epoch, False)
     capped = client.post("/train", json={**body, "data_dir": "mine", "max_images": 20}, headers=AUTH).json()
     assert (capped["images"], capped["steps_per_epoch"]) == (20, 1)
+
+
+def test_the_demo_job_make_run_queues_is_a_valid_body_of_1536_fast_steps(client):
+    body = json.loads((Path(__file__).resolve().parents[2] / "scripts" / "demo-job.json").read_text())
+    answer = client.post("/train", json=body, headers=AUTH).json()
+    assert (answer["images"], answer["batch_size"], answer["steps"]) == (1024, 32, 1536)
+    assert max(body["snapshot_epochs"]) == body["epochs"]  # its last epoch is drawn
 
 
 def test_a_job_shows_no_grid_of_an_epoch_its_record_has_not_counted_yet(client, settings):
