@@ -23,7 +23,8 @@ Configs (each a TrainConfig; epochs are irrelevant, training stops at the budget
   fast-rsz     fast-1207 with every step a resize + conv (upsample resize; x2 ones as tied transposed convs)
   fast-bal     fast-1207 with its 2x transposed convs' four output phases balanced (balanced-last-blur)
   fast-lrn     fast-1207 with each channel's x3 resize a learned blend of linear and nearest (learned-last-blur)
-  fast-bl      fast-bal without the blur after the 16 -> 32 px step (balanced-last): `fast` since 2026-12-08
+  fast-bl      fast-bal without the blur after the 16 -> 32 px step (balanced-last): `fast` on 2026-12-08
+  fast-blr     fast-bl with each balanced step's input padded by replication (balanced-replicate-last)
 
 What a "CPU minute" is here: 60 s of the training process's own CPU time (time.process_time(),
 user + system) with torch limited to ONE thread, counting only training steps; the SWD
@@ -79,6 +80,7 @@ CONFIGS: dict[str, dict] = {
     "fast-bal": {**FAST_1207, "upsample": "balanced-last-blur"},
     "fast-lrn": {**FAST_1207, "upsample": "learned-last-blur"},
     "fast-bl": {**FAST_1207, "upsample": "balanced-last"},
+    "fast-blr": {**FAST_1207, "upsample": "balanced-replicate-last"},
 }
 # CPU minutes at which SWD is measured.
 CHECKPOINTS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30)

@@ -25,7 +25,8 @@ ARCHS = ("seed", "resnet")
 # convolutions; the same with the last one's kernel a multiple of its stride (9x9 stride 3: every
 # output pixel gets the same number of taps); or nearest-neighbour resizing then a stride-1 conv.
 UPSAMPLES = ("deconv", "even", "resize", "resize-last", "resize-last-blur", "linear-last-blur",
-             "mixed-last-blur", "learned-last-blur", "balanced-last-blur", "balanced-last")
+             "mixed-last-blur", "learned-last-blur", "balanced-last-blur", "balanced-last",
+             "balanced-replicate-last")
 # Arithmetic of the training step (model/plan.py): auto = bf16 autocast on CUDA, fp32 on the CPU.
 PRECISIONS = ("auto", "bf16", "fp32")
 AUGMENTATIONS = ("color", "translation", "cutout")
@@ -117,12 +118,14 @@ class TrainConfig:
     # the channels resized linearly and half by nearest neighbour (mixed-last-blur), or with each
     # channel's resize a learned blend of the two (learned-last-blur); or resize-last-blur with its
     # 2x transposed convs' four output phases balanced: flat in, flat out (balanced-last-blur), and
-    # that without the blur (balanced-last: balancing already keeps a flat map flat).
+    # that without the blur (balanced-last: balancing already keeps a flat map flat), and that with
+    # each balanced step's input padded by replication (balanced-replicate-last: flat up to the border).
     upsample: str = _field("deconv", "generator upsampling: transposed convs (the seed's), the same with "
                            "an evenly overlapping last kernel, nearest resize + conv, resize in the last step "
                            "only, that with a blur after the 16 -> 32 px transposed conv, or that with a "
                            "linear x3 resize of all or half of the channels or a learned per-channel blend, or "
-                           "that with phase-balanced 2x transposed convs, with or without the blur",
+                           "that with phase-balanced 2x transposed convs, with or without the blur, or "
+                           "without it and padded by replication",
                            choices=UPSAMPLES)
     # DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image D sees,
     # real and fake alike; a comma list of color, translation, cutout; empty = off.

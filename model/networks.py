@@ -120,10 +120,18 @@ class _BalancedDeconv(nn.ConvTranspose2d):
     checkerboard a transposed conv stamps even on flat regions; Odena et al. 2016). Each phase's
     taps are shifted by the same amount so that every phase sums to the four phases' mean: flat
     in, flat out, whatever the weights. 13 of the 16 degrees of freedom per channel pair are kept
-    (the tied resize keeps 9); the same parameters and state dict as nn.ConvTranspose2d."""
+    (the tied resize keeps 9); the same parameters and state dict as nn.ConvTranspose2d.
 
-    def __init__(self, cin: int, cout: int) -> None:
+    Flat in, flat out holds where an output pixel reads all four of its taps; at the map's border
+    it reads only the taps over the map (the transposed conv's padding crops, the missing input
+    counts as zero), one row of them, whose two phases are not balanced: a row of dots along the
+    border. `replicate=True` extends the input by a copy of its edge pixels first (and crops one
+    input pixel's worth more), so border pixels read all four taps too: a flat map stays flat up
+    to its border. Same weights, 1.08-1.14x the step's CPU time (BENCHMARKS.md, "The border")."""
+
+    def __init__(self, cin: int, cout: int, replicate: bool = False) -> None:
         super().__init__(cin, cout, 4, 2, 1, bias=False)
+        self.replicate = replicate
         # The balancing is linear in the 16 taps: one 16x16 matrix, applied as a matmul (the
         # reshape-sum-subtract form it is built from cost a 4 px layer's step twice as much on a CPU).
         # Not persistent: the state dict stays nn.ConvTranspose2d's.
@@ -133,6 +141,9 @@ class _BalancedDeconv(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         balanced = (w.reshape(-1, 16) @ self.balance).reshape(w.shape)
+        if self.replicate:  # 2 (n + 2) + 2 - 2 * 3 = 2n pixels, each read through 2x2 taps
+            x = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+            return nn.functional.conv_transpose2d(x, balanced, stride=2, padding=3)
         return nn.functional.conv_transpose2d(x, balanced, stride=2, padding=1)
 
 
@@ -151,10 +162,11 @@ def _double(cin: int, cout: int, upsample: str, last: bool = False) -> nn.Module
     x3, a period-6 square wave whose third harmonic is the period-2 frequency at 96 px. Blurring
     the 8 and 16 px maps as well cost the faces' coarse layout (BENCHMARKS.md). The `balanced-*`
     options use `_BalancedDeconv`, whose phases cannot stamp that pattern on a flat map, so
-    `balanced-last` (`fast`'s) drops the blur."""
+    `balanced-last` (`fast`'s) drops the blur; `balanced-replicate-last` pads them by replication."""
     if upsample == "resize":
         return _ResizeConv(cin, cout, 2)
-    deconv = (_BalancedDeconv(cin, cout) if upsample.startswith("balanced-")
+    deconv = (_BalancedDeconv(cin, cout, replicate=upsample == "balanced-replicate-last")
+              if upsample.startswith("balanced-")
               else nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False))
     if upsample.endswith("-last-blur") and last:  # the conv stays at index 0: "N.0.weight"
         return nn.Sequential(deconv, _Blur(cout))
@@ -173,7 +185,8 @@ def _triple_to_rgb(cin: int, upsample: str) -> nn.Module:
         return _ResizeConv(cin, 3, 3, learned=True)
     if upsample in ("linear-last-blur", "mixed-last-blur"):
         return _ResizeConv(cin, 3, 3, linear=cin if upsample == "linear-last-blur" else cin // 2)
-    if upsample in ("resize", "resize-last", "resize-last-blur", "balanced-last-blur", "balanced-last"):
+    if upsample in ("resize", "resize-last", "resize-last-blur", "balanced-last-blur", "balanced-last",
+                    "balanced-replicate-last"):
         return _ResizeConv(cin, 3, 3)
     if upsample == "even":
         return nn.ConvTranspose2d(cin, 3, 9, 3, 3, bias=False)

@@ -40,7 +40,7 @@ def test_an_unknown_backend_is_refused():
 @pytest.mark.parametrize("arch,upsample", [("seed", "deconv"), ("resnet", "deconv"), ("seed", "even"),
                                            ("seed", "resize"), ("seed", "resize-last"),
                                            ("seed", "resize-last-blur"), ("resnet", "linear-last-blur"),
-                                           ("seed", "learned-last-blur"), ("seed", "balanced-last")])
+                                           ("seed", "learned-last-blur"), ("seed", "balanced-replicate-last")])
 def test_onnxruntime_agrees_with_torch_within_1e_5_and_every_row_is_independent_of_its_batch(arch, upsample):
     torch.manual_seed(0)
     g, _ = networks_for(TrainConfig(ngf=16, ndf=16, arch=arch, upsample=upsample))

@@ -141,7 +141,7 @@ def test_a_generator_rebuilt_from_the_safetensors_metadata_draws_the_served_face
 @pytest.mark.parametrize("arch,upsample", [("seed", "deconv"), ("resnet", "deconv"), ("seed", "resize"),
                                            ("resnet", "resize-last"), ("seed", "resize-last-blur"),
                                            ("seed", "linear-last-blur"), ("seed", "learned-last-blur"),
-                                           ("seed", "balanced-last-blur"), ("seed", "balanced-last")])
+                                           ("seed", "balanced-last-blur"), ("seed", "balanced-replicate-last")])
 def test_onnx_runs_in_onnxruntime_alone_and_draws_the_served_faces(arch, upsample, tmp_path):
     run = fake_run(tmp_path / "run", arch=arch, upsample=upsample)
     out = tmp_path / "g.onnx"

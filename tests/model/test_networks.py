@@ -262,6 +262,30 @@ def test_a_balanced_transposed_conv_still_alternates_along_an_edge_where_the_tie
     assert torch.linalg.matrix_rank(tied_space).item() == 9  # the tied resize spans all of them
 
 
+def test_a_replicate_padded_balanced_conv_keeps_a_flat_map_flat_up_to_its_border():
+    from model.config import TrainConfig
+    from model.networks import _BalancedDeconv, networks_for
+
+    torch.manual_seed(7)
+    padded = _BalancedDeconv(5, 4, replicate=True)
+    zero = _BalancedDeconv(5, 4)
+    zero.load_state_dict(padded.state_dict())
+    flat = torch.ones(2, 5, 8, 8)
+    assert (zero(flat) - zero(flat)[..., 4:5, 4:5]).abs().max() > 0.05  # the border's row of dots
+    out = padded(flat)
+    assert out.shape == zero(flat).shape == (2, 4, 16, 16)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
+    x = torch.randn(2, 5, 8, 8)
+    inside = lambda y: y[..., 1:-1, 1:-1]  # noqa: E731 (only the border pixels read the padding)
+    assert torch.allclose(inside(padded(x)), inside(zero(x)), atol=1e-5)
+    g, _ = networks_for(TrainConfig(upsample="balanced-replicate-last", ngf=8, ndf=8))
+    plain, _ = networks_for(TrainConfig(upsample="balanced-last", ngf=8, ndf=8))
+    assert [m.replicate for m in g.modules() if isinstance(m, _BalancedDeconv)] == [True] * 3
+    assert not any(m.replicate for m in plain.modules() if isinstance(m, _BalancedDeconv))
+    assert list(g.state_dict()) == list(plain.state_dict())
+    assert g(torch.randn(2, 100, 1, 1)).shape == (2, 3, 96, 96)
+
+
 def test_balanced_last_is_balanced_last_blur_without_the_blur():
     from model.config import TrainConfig
     from model.networks import _BalancedDeconv, _Blur, networks_for
